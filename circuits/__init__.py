@@ -1,0 +1,22 @@
+"""Circuit localization for GenIR models: patching, attribution, logit lens, stages, minimal circuit, reports."""
+
+from circuits.artifact import Circuit, CircuitMismatchError
+from circuits.localize import LocalizeConfig, localize
+from circuits.patching import PatchSource, SiteEffect, sweep
+from circuits.report import write_report
+from circuits.runner import Runner
+from circuits.swap import SwapError, encoder_swap
+
+__all__ = [
+    "Circuit",
+    "CircuitMismatchError",
+    "LocalizeConfig",
+    "PatchSource",
+    "Runner",
+    "SiteEffect",
+    "SwapError",
+    "encoder_swap",
+    "localize",
+    "sweep",
+    "write_report",
+]

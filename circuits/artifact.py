@@ -1,0 +1,216 @@
+"""The Circuit artifact: a versioned JSON record of one localization run, tied to one exact model by fingerprint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from circuits.lens import LensResult
+from circuits.patching import PatchStats, SiteEffect
+from circuits.stages import MinimalCircuit, Stages
+from genedit.model.components import ComponentMap, Site
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+SCHEMA_NAME = "genedit.circuit"
+
+
+class CircuitMismatchError(ValueError):
+    """A circuit was loaded against a model it was not computed on."""
+
+
+@dataclass
+class CircuitSettings:
+    """How the circuit was localized."""
+
+    split: str
+    n_queries: int  # queries actually analysed
+    mode: str  # patching mode of the sweep: zero | mean | counterfactual
+    seed: int
+    heads: bool
+    attribution_metric: str | None
+    circuit_target: float
+    circuit_ablation: str
+    lens_queries: int
+    interaction_frac: float
+    bridging_frac: float
+    min_effect: float = 0.0
+
+
+@dataclass
+class BridgingHead:
+    """A cross-attention head of a bridging layer, ranked by its patching effect."""
+
+    site: str
+    lost_top1: float
+    delta_logit_diff: float
+    top_words: list[str] = field(default_factory=list)  # words it typically writes (logit lens)
+    query_word_lift: float | None = None  # own-query minus shuffled-query word overlap of its top writes
+    example_query: str | None = None
+    example_attends: list[str] = field(default_factory=list)  # query tokens it attends to (example query)
+    example_writes: list[str] = field(default_factory=list)  # words it writes (example query)
+
+
+@dataclass
+class AttributionSummary:
+    """Attribution patching against exact patching on the same sites and queries."""
+
+    metric: str
+    spearman: float  # rank correlation of attribution scores with the exact change of the metric
+    spearman_components: float  # the same over component-level sites only
+    seconds: float
+
+
+@dataclass
+class Timings:
+    """Where the localization's wall time went (seconds)."""
+
+    total: float = 0.0
+    encode: float = 0.0
+    sweep: float = 0.0
+    sweep_forwards: int = 0
+    attribution: float = 0.0
+    lens: float = 0.0
+    circuit: float = 0.0
+
+
+@dataclass
+class Circuit:
+    """Localization result of one GenIR model: per-site effects, stages, bridging heads, minimal circuit."""
+
+    fingerprint: str
+    arch: str
+    n_layers: int
+    n_heads: int
+    post_ln: bool
+    settings: CircuitSettings
+    clean: PatchStats
+    effects: list[SiteEffect]
+    stages: Stages
+    interaction_mlps: list[int]
+    bridging_heads: list[BridgingHead]
+    minimal: MinimalCircuit | None = None
+    attribution: AttributionSummary | None = None
+    lens: LensResult | None = None
+    timings: Timings = field(default_factory=Timings)
+    model_name: str = ""
+    schema: str = SCHEMA_NAME
+    schema_version: int = SCHEMA_VERSION
+
+    # --- queries ----------------------------------------------------------------------------------
+    def effect(self, site: Site | str) -> SiteEffect:
+        """The patching effect of one site (KeyError if it was not measured)."""
+        key = str(site)
+        for e in self.effects:
+            if e.site == key:
+                return e
+        raise KeyError(f"site {key} not in this circuit's effects")
+
+    def ranked(self, heads: bool | None = None) -> list[SiteEffect]:
+        """Effects sorted by importance; heads=True only heads, False only components, None both."""
+        chosen = [e for e in self.effects if heads is None or (Site.parse(e.site).head is not None) == heads]
+        return sorted(chosen, key=lambda e: e.key, reverse=True)
+
+    def check_model(self, model: Any) -> None:
+        """Raise CircuitMismatchError unless `model` (a GenIRModel) is the model this circuit was computed on."""
+        fp = model.fingerprint()
+        if fp != self.fingerprint:
+            raise CircuitMismatchError(
+                f"this circuit was computed on model {self.fingerprint} ({self.arch}, {self.n_layers} decoder layers) "
+                f"but the given model is {fp} ({model.cmap.arch}, {model.cmap.n_layers} layers); weights or docids differ "
+                f"- re-run localization on this model"
+            )
+
+    def lora_target_modules(self, cmap: ComponentMap) -> str:
+        """A peft `target_modules` regex matching the output linears of the interaction-stage MLPs."""
+        if cmap.arch != self.arch or cmap.n_layers != self.n_layers:
+            raise CircuitMismatchError(f"circuit is for a {self.n_layers}-layer {self.arch} decoder, component map is {cmap.n_layers}-layer {cmap.arch}")
+        if not self.interaction_mlps:
+            raise ValueError("the circuit has no interaction-stage MLP layers")
+        return "|".join(re.escape(cmap.path("mlp", layer)) for layer in self.interaction_mlps)
+
+    # --- persistence ------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The artifact as JSON text."""
+        return json.dumps(_plain(dataclasses.asdict(self)), indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact as JSON (parent folders created)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_json(cls, text: str) -> "Circuit":
+        """Parse an artifact written by to_json (schema checked)."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA_NAME:
+            raise ValueError(f"not a genedit circuit artifact (schema {data.get('schema') if isinstance(data, dict) else None!r})")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ValueError(f"circuit schema version {version} is newer than this genedit supports ({SCHEMA_VERSION}); upgrade genedit")
+        return _build(cls, data)
+
+    @classmethod
+    def load(cls, path: str | Path, model: Any = None) -> "Circuit":
+        """Read an artifact; with `model`, also check it was computed on that exact model (fingerprint)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: no circuit artifact there") from None
+        circuit = cls.from_json(text)
+        if model is not None:
+            circuit.check_model(model)
+        return circuit
+
+    def summary_markdown(self) -> str:
+        """A one-minute Markdown summary (stages, top sites, bridging heads, minimal circuit, caveats)."""
+        from circuits.report import summary_markdown
+
+        return summary_markdown(self)
+
+
+def _plain(x: Any) -> Any:
+    """JSON-safe copy: NaN/inf floats become None."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """Rebuild a value of type `tp` (dataclass, list, optional, primitive) from its JSON form."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return float("nan") if args == [float] else None
+        return _build(args[0], value)
+    if value is None:
+        return float("nan") if tp is float else None
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        kwargs = {f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value}
+        return tp(**kwargs)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        return [_build(inner, v) for v in value]
+    if tp is float:
+        return float(value)
+    return value

@@ -1,0 +1,49 @@
+"""Collections: BEIR folders, ir_datasets, the bundled default corpus, synthetic corpora for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genedit.data.beir import load_beir, write_beir
+from genedit.data.irds import load_ir_datasets
+from genedit.data.synthetic import synthetic_collection
+from genedit.data.types import Collection, DataError, Document, Qrels, Query
+
+__all__ = [
+    "Collection",
+    "DataError",
+    "Document",
+    "Qrels",
+    "Query",
+    "default_collection_path",
+    "load_beir",
+    "load_collection",
+    "load_ir_datasets",
+    "synthetic_collection",
+    "write_beir",
+]
+
+DEFAULT_NAME = "pydocs"
+IRDS_PREFIX = "irds:"
+
+
+def default_collection_path() -> Path:
+    """Folder of the bundled 'pydocs' corpus (BEIR layout), inside the installed package."""
+    return Path(__file__).resolve().parent / "default" / DEFAULT_NAME
+
+
+def load_collection(spec: str | Path) -> Collection:
+    """Load 'default' (bundled pydocs), 'irds:<dataset id>' (ir_datasets), or a BEIR folder path."""
+    if isinstance(spec, str) and spec == "default":
+        return load_beir(default_collection_path(), name=DEFAULT_NAME)
+    if isinstance(spec, str) and spec.startswith(IRDS_PREFIX):
+        dataset_id = spec[len(IRDS_PREFIX):]
+        if not dataset_id:
+            raise DataError(f"{spec!r}: missing dataset id after {IRDS_PREFIX!r}")
+        return load_ir_datasets(dataset_id)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: collection folder does not exist (expected 'default', 'irds:<id>' or a BEIR folder)")
+    if not path.is_dir():
+        raise DataError(f"{path}: not a directory (expected a BEIR folder with corpus.jsonl, queries.jsonl, qrels/)")
+    return load_beir(path)

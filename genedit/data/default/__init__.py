@@ -1,0 +1,1 @@
+"""The bundled default corpus (pydocs) and the script that builds it."""

@@ -1,0 +1,104 @@
+"""Building fresh GenIR models: the MiniLM BERT2BERT default, tiny random models, any supported HF base."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from safetensors import safe_open
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    BartConfig,
+    BartForConditionalGeneration,
+    BertConfig,
+    BertLMHeadModel,
+    BertModel,
+    EncoderDecoderModel,
+    PreTrainedModel,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+from genedit.model.genir import _CLASSES, GenIRModel
+from genedit.model.pretrained import minilm_path
+
+log = logging.getLogger(__name__)
+
+TINY_ARCHS = ("t5", "bart", "bert2bert")
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """Shape of a tiny random model for tests."""
+
+    n_layers: int = 2
+    d_model: int = 32
+    n_heads: int = 4
+    d_ff: int = 64
+    seed: int = 0
+
+
+def _tiny_hf(arch: str, vocab_size: int, spec: TinySpec, pad_id: int, start_id: int) -> PreTrainedModel:
+    torch.manual_seed(spec.seed)
+    if arch == "t5":
+        cfg = T5Config(vocab_size=vocab_size, d_model=spec.d_model, d_kv=spec.d_model // spec.n_heads, d_ff=spec.d_ff, num_layers=spec.n_layers, num_decoder_layers=spec.n_layers, num_heads=spec.n_heads, pad_token_id=pad_id, decoder_start_token_id=start_id, dropout_rate=0.0)
+        return T5ForConditionalGeneration(cfg)
+    if arch == "bart":
+        cfg = BartConfig(vocab_size=vocab_size, d_model=spec.d_model, encoder_layers=spec.n_layers, decoder_layers=spec.n_layers, encoder_attention_heads=spec.n_heads, decoder_attention_heads=spec.n_heads, encoder_ffn_dim=spec.d_ff, decoder_ffn_dim=spec.d_ff, pad_token_id=pad_id, decoder_start_token_id=start_id, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, max_position_embeddings=128)
+        return BartForConditionalGeneration(cfg)
+    if arch == "bert2bert":
+        common = dict(vocab_size=vocab_size, hidden_size=spec.d_model, num_hidden_layers=spec.n_layers, num_attention_heads=spec.n_heads, intermediate_size=spec.d_ff, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, max_position_embeddings=128, pad_token_id=pad_id)
+        enc = BertModel(BertConfig(**common))
+        dec = BertLMHeadModel(BertConfig(**common, is_decoder=True, add_cross_attention=True))
+        model = EncoderDecoderModel(encoder=enc, decoder=dec)
+        model.config.decoder_start_token_id = start_id
+        model.config.pad_token_id = pad_id
+        return model
+    raise ValueError(f"unknown tiny architecture {arch!r}; choose from {TINY_ARCHS}")
+
+
+def tiny_model(arch: str, docids: Sequence[str], spec: TinySpec | None = None) -> GenIRModel:
+    """A tiny randomly initialised GenIR model (MiniLM's WordPiece tokenizer) for tests and planted circuits."""
+    spec = spec or TinySpec()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    hf = _tiny_hf(arch, len(tokenizer), spec, tokenizer.pad_token_id, tokenizer.cls_token_id)
+    hf.eval()
+    model = GenIRModel(hf, tokenizer, [], meta={"name": f"tiny-{arch}", "base": f"tiny-{arch}"})
+    with torch.no_grad():
+        model.add_documents(list(docids), torch.randn(len(docids), model.cmap.d_model) * spec.d_model**-0.5)
+    return model
+
+
+def minilm_bert2bert() -> tuple[PreTrainedModel, object, list[str]]:
+    """BERT2BERT warm-started from all-MiniLM-L6-v2 on both sides; also the names of freshly initialised parameters."""
+    path = minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    hf = EncoderDecoderModel.from_encoder_decoder_pretrained(str(path), str(path))
+    hf.config.decoder_start_token_id = tokenizer.cls_token_id
+    hf.config.pad_token_id = tokenizer.pad_token_id
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        carried = set(f.keys())
+    fresh = [n for n, _ in hf.decoder.named_parameters() if n.removeprefix("bert.") not in carried]
+    return hf, tokenizer, [f"decoder.{n}" for n in fresh]
+
+
+def base_model(base: str) -> GenIRModel:
+    """A GenIR model with no documents yet from a base name: 'minilm' (default), 'tiny-<arch>', or an HF id/path."""
+    fresh: list[str] = []
+    if base == "minilm":
+        hf, tokenizer, fresh = minilm_bert2bert()
+    elif base.startswith("tiny-"):
+        model = tiny_model(base.removeprefix("tiny-"), [])
+        model.meta["fresh_parameters"] = [n for n, _ in model.hf.named_parameters()]
+        return model
+    else:
+        config = AutoConfig.from_pretrained(base)
+        if config.model_type not in _CLASSES:
+            raise ValueError(f"base {base!r} is a {config.model_type!r} model; supported: t5, bart, encoder-decoder")
+        hf = _CLASSES[config.model_type].from_pretrained(base)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+    hf.eval()
+    return GenIRModel(hf, tokenizer, [], meta={"name": "genir", "base": base, "fresh_parameters": fresh})

@@ -1,0 +1,323 @@
+"""GenIRModel: a Hugging Face encoder-decoder whose added tokens are atomic document ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration, EncoderDecoderModel, PreTrainedModel, T5ForConditionalGeneration
+
+from genedit.data.types import Query
+from genedit.eval.types import Run
+from genedit.model.components import ComponentMap, component_map
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+META_FILE = "genedit.json"
+DOCIDS_FILE = "docids.json"
+_CLASSES: dict[str, type[PreTrainedModel]] = {
+    "t5": T5ForConditionalGeneration,
+    "bart": BartForConditionalGeneration,
+    "encoder-decoder": EncoderDecoderModel,
+}
+
+
+def docid_token(docid: str) -> str:
+    """The added-token string genedit uses for a document id."""
+    return f"<doc:{docid}>"
+
+
+@dataclass
+class Encoded:
+    """Encoder states of a batch of texts (computed once, reused by every decoder pass)."""
+
+    hidden: torch.Tensor  # [B, S, D]
+    mask: torch.Tensor  # [B, S]
+
+    def __len__(self) -> int:
+        return self.hidden.shape[0]
+
+    def select(self, index: torch.Tensor | slice | list[int]) -> "Encoded":
+        """Rows of the batch, trimmed to the longest kept sequence."""
+        mask = self.mask[index]
+        width = int(mask.sum(1).max().item()) if mask.numel() else 0
+        return Encoded(self.hidden[index][:, :width], mask[:, :width])
+
+    def to(self, device: torch.device | str) -> "Encoded":
+        """Move to a device."""
+        return Encoded(self.hidden.to(device), self.mask.to(device))
+
+    def repeat(self, times: int) -> "Encoded":
+        """The batch repeated `times` times along the batch axis (one copy per patched site)."""
+        return Encoded(self.hidden.repeat(times, 1, 1), self.mask.repeat(times, 1))
+
+    @staticmethod
+    def cat(parts: Sequence["Encoded"]) -> "Encoded":
+        """Concatenate batches, padding to the longest sequence."""
+        width = max(p.hidden.shape[1] for p in parts)
+        hidden = torch.cat([nn.functional.pad(p.hidden, (0, 0, 0, width - p.hidden.shape[1])) for p in parts])
+        mask = torch.cat([nn.functional.pad(p.mask, (0, width - p.mask.shape[1])) for p in parts])
+        return Encoded(hidden, mask)
+
+
+class DocidScorer(nn.Module):
+    """One decoder step from the start token, scored over the docid rows only: (states, mask) -> [B, N] logits.
+
+    This is the module analysis tools wrap (e.g. with nnsight); `self.hf` is the full HF model, so component-map
+    paths resolve under `scorer.hf` (or `envoy.hf`).
+    """
+
+    def __init__(self, hf: PreTrainedModel, cmap: ComponentMap, docid_ids: torch.Tensor, start_id: int) -> None:
+        super().__init__()
+        self.hf = hf
+        self.cmap = cmap
+        self.register_buffer("docid_ids", docid_ids, persistent=False)
+        self.start_id = start_id
+
+    def state(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The step-0 readout vector [B, D] that meets the unembedding."""
+        start = torch.full((hidden.shape[0], 1), self.start_id, dtype=torch.long, device=hidden.device)
+        body = self.cmap.body(self.hf)
+        out = body(input_ids=start, encoder_hidden_states=self.cmap.encoder_states(self.hf, hidden), encoder_attention_mask=mask)
+        return self.cmap.readout(self.hf, out.last_hidden_state[:, 0])
+
+    def logits(self, state: torch.Tensor) -> torch.Tensor:
+        """Docid logits [B, N] of readout vectors [B, D]."""
+        weight = self.cmap.unembedding(self.hf).weight
+        logits = state @ weight[self.docid_ids].T
+        bias = self.cmap.bias(self.hf)
+        return logits + bias[self.docid_ids] if bias is not None else logits
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, return_state: bool = False) -> torch.Tensor:
+        """Docid logits [B, N] for encoder states [B, S, D] with mask [B, S] (or the readout state [B, D])."""
+        state = self.state(hidden, mask)
+        return state if return_state else self.logits(state)
+
+
+class GenIRModel:
+    """An encoder-decoder GenIR model with atomic docids: retrieval is one decoder step ranked over docid rows."""
+
+    def __init__(self, hf: PreTrainedModel, tokenizer, docids: Sequence[str], tokens: Sequence[str] | None = None, *, max_query_length: int = 64, meta: dict | None = None) -> None:
+        self.hf = hf
+        self.tokenizer = tokenizer
+        self.cmap = component_map(hf)
+        self.docids: list[str] = list(docids)
+        self.tokens: list[str] = list(tokens) if tokens is not None else [docid_token(d) for d in self.docids]
+        if len(set(self.docids)) != len(self.docids):
+            raise ValueError("duplicate document ids")
+        if len(self.tokens) != len(self.docids):
+            raise ValueError(f"{len(self.docids)} docids but {len(self.tokens)} docid tokens")
+        self.max_query_length = max_query_length
+        self.meta: dict = dict(meta or {})
+        ids = tokenizer.convert_tokens_to_ids(self.tokens)
+        unknown = [t for t, i in zip(self.tokens, ids) if i is None or i == tokenizer.unk_token_id]
+        if unknown:
+            raise ValueError(f"{len(unknown)} docid tokens are not in the tokenizer, e.g. {unknown[:3]}")
+        rows = self.cmap.unembedding(hf).weight.shape[0]
+        if ids and max(ids) >= rows:
+            raise ValueError(f"docid token id {max(ids)} has no output row (unembedding has {rows} rows)")
+        self.scorer = DocidScorer(hf, self.cmap, torch.tensor(ids, dtype=torch.long), self.start_token_id())
+        self.scorer.to(self.device)
+        self._index = {d: i for i, d in enumerate(self.docids)}
+
+    # --- construction ---------------------------------------------------------------------------
+    def start_token_id(self) -> int:
+        """Decoder start token id (T5: pad, BART: eos/</s>, BERT2BERT: [CLS] unless configured)."""
+        for source in (self.hf.config, getattr(self.hf, "generation_config", None)):
+            value = getattr(source, "decoder_start_token_id", None) if source is not None else None
+            if value is not None:
+                return int(value)
+        if self.cmap.arch == "t5":
+            return int(self.hf.config.pad_token_id or 0)
+        if self.tokenizer.cls_token_id is not None:
+            return int(self.tokenizer.cls_token_id)
+        raise ValueError("the model config sets no decoder_start_token_id")
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.hf.parameters()).device
+
+    @property
+    def n_docs(self) -> int:
+        """Number of indexed documents."""
+        return len(self.docids)
+
+    @property
+    def docid_token_ids(self) -> torch.Tensor:
+        """Vocabulary ids of the docid tokens, in docid order."""
+        return self.scorer.docid_ids
+
+    def doc_index(self, docid: str) -> int:
+        """Position of a document id in the docid list (KeyError if absent)."""
+        return self._index[docid]
+
+    def docid_rows(self) -> torch.Tensor:
+        """The docid rows of the unembedding matrix [N, D] (a view: writes go to the model)."""
+        return self.cmap.unembedding(self.hf).weight[self.docid_token_ids]
+
+    def to(self, device: torch.device | str) -> "GenIRModel":
+        """Move the model to a device."""
+        self.hf.to(device)
+        self.scorer.to(device)
+        return self
+
+    def add_documents(self, docids: Sequence[str], rows: torch.Tensor | None = None) -> list[int]:
+        """Append documents: one new token and output row each (rows [n, D] initialise them); returns row token ids."""
+        clash = [d for d in docids if d in self._index]
+        if clash or len(set(docids)) != len(docids):
+            raise ValueError(f"document ids already indexed or repeated: {(clash or list(docids))[:5]}")
+        tokens = [docid_token(d) for d in docids]
+        self.tokenizer.add_tokens(tokens, special_tokens=False)
+        needed = len(self.tokenizer)
+        if self.cmap.arch == "bert2bert":
+            decoder = self.hf.decoder
+            if decoder.get_input_embeddings().weight.shape[0] < needed:
+                decoder.resize_token_embeddings(needed, mean_resizing=False)
+                self.hf.config.decoder.vocab_size = decoder.config.vocab_size
+        elif self.hf.get_input_embeddings().weight.shape[0] < needed:
+            self.hf.resize_token_embeddings(needed, mean_resizing=False)
+        ids = self.tokenizer.convert_tokens_to_ids(tokens)
+        if rows is not None:
+            with torch.no_grad():
+                self.cmap.unembedding(self.hf).weight[ids] = rows.to(self.device, self.cmap.unembedding(self.hf).weight.dtype)
+        bias = self.cmap.bias(self.hf)
+        if bias is not None:
+            with torch.no_grad():
+                lin = self.cmap.unembedding(self.hf)
+                if getattr(lin, "bias", None) is not None:
+                    lin.bias[ids] = 0.0
+        self.docids += list(docids)
+        self.tokens += tokens
+        self._index = {d: i for i, d in enumerate(self.docids)}
+        self.scorer.docid_ids = torch.tensor(self.tokenizer.convert_tokens_to_ids(self.tokens), dtype=torch.long, device=self.device)
+        return ids
+
+    # --- retrieval ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, max_length: int | None = None, progress: bool = False) -> Encoded:
+        """Encoder states of texts (padded to the longest), batched, on the model's device."""
+        self.hf.eval()
+        encoder = self.hf.get_encoder()
+        parts: list[Encoded] = []
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="encode", disable=not progress, leave=False):
+            batch = self.tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=max_length or self.max_query_length, return_tensors="pt").to(self.device)
+            hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            parts.append(Encoded(hidden, batch["attention_mask"]))
+        if not parts:
+            raise ValueError("no texts to encode")
+        return Encoded.cat(parts)
+
+    @torch.no_grad()
+    def scores(self, encoded: Encoded, *, batch_size: int = 256) -> torch.Tensor:
+        """Docid logits [B, N] for encoded texts, one decoder step each."""
+        self.hf.eval()
+        out = [self.scorer(*self._batch(encoded, s, batch_size)) for s in range(0, len(encoded), batch_size)]
+        return torch.cat(out)
+
+    def _batch(self, encoded: Encoded, start: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        part = encoded.select(slice(start, start + size))
+        return part.hidden, part.mask
+
+    def rank(self, queries: Sequence[Query] | Sequence[str], k: int = 10, *, batch_size: int = 64, progress: bool = False) -> Run:
+        """Top-k documents per query by one decoder step over the docid rows (strings get ids '0', '1', ...)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        qs = [q if isinstance(q, Query) else Query(str(i), q) for i, q in enumerate(queries)]
+        ranking: dict[str, list[str]] = {}
+        scores: dict[str, list[float]] = {}
+        kk = min(k, self.n_docs)
+        for start in tqdm(range(0, len(qs), batch_size), desc="rank", disable=not progress, leave=False):
+            chunk = qs[start : start + batch_size]
+            logits = self.scores(self.encode([q.text for q in chunk], batch_size=batch_size))
+            top = logits.topk(kk, dim=-1)
+            for q, idx, val in zip(chunk, top.indices.tolist(), top.values.tolist()):
+                ranking[q.id] = [self.docids[i] for i in idx]
+                scores[q.id] = val
+        return Run(ranking, scores, name=self.meta.get("name", "genir"))
+
+    # --- persistence ----------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Short hash of the architecture, docids and every weight: identifies this exact model."""
+        h = hashlib.sha256()
+        h.update(self.cmap.arch.encode())
+        h.update("\n".join(self.docids).encode())
+        for name, tensor in sorted(self.hf.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write weights (safetensors), config, tokenizer and docids to a directory, atomically."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise FileExistsError(f"{path} exists and is not empty; choose another directory or pass overwrite")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            self.hf.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            (tmp / DOCIDS_FILE).write_text(json.dumps({"docids": self.docids, "tokens": self.tokens}))
+            meta = {**self.meta, "format_version": FORMAT_VERSION, "arch": self.cmap.arch, "max_query_length": self.max_query_length, "n_docs": self.n_docs}
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+            if path.exists():
+                shutil.rmtree(path)
+            tmp.rename(path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: torch.device | str | None = None, docids: Sequence[str] | None = None, **hf_kwargs) -> "GenIRModel":
+        """Load a genedit model directory, or any supported HF checkpoint (local or hub id) whose added tokens are docids."""
+        local = Path(path)
+        if local.exists() and not (local / "config.json").exists():
+            raise FileNotFoundError(f"{local} is not a model directory (no config.json)")
+        config = AutoConfig.from_pretrained(path)
+        if config.model_type not in _CLASSES:
+            raise ValueError(f"{path}: unsupported architecture {config.model_type!r}; supported: {sorted(_CLASSES)}")
+        hf = _CLASSES[config.model_type].from_pretrained(path, **hf_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        meta: dict = {}
+        tokens = None
+        if (local / DOCIDS_FILE).exists():
+            saved = json.loads((local / DOCIDS_FILE).read_text())
+            docids, tokens = saved["docids"], saved["tokens"]
+            meta = json.loads((local / META_FILE).read_text()) if (local / META_FILE).exists() else {}
+            if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+                raise ValueError(f"{path} was written by a newer genedit (format {meta['format_version']})")
+        elif docids is None:
+            tokens = _added_docid_tokens(tokenizer)
+            docids = tokens
+            log.info("%s: %d docids taken from the tokenizer's added tokens", path, len(tokens))
+        model = cls(hf, tokenizer, docids, tokens, max_query_length=int(meta.get("max_query_length", 64)), meta=meta)
+        if device is not None:
+            model.to(device)
+        hf.eval()
+        return model
+
+
+def _added_docid_tokens(tokenizer) -> list[str]:
+    """Non-special added tokens of a tokenizer, in id order: the docids of a published atomic-id checkpoint."""
+    special = set(tokenizer.all_special_tokens)
+    added = {tok: idx for tok, idx in tokenizer.get_added_vocab().items() if tok not in special and not (tok.startswith("<extra_id_") and tok.endswith(">"))}
+    if not added:
+        raise ValueError("the tokenizer has no added (docid) tokens; pass docids explicitly")
+    return sorted(added, key=added.get)
+
+
+def load(path: str | Path, **kwargs) -> GenIRModel:
+    """Load a GenIR model directory or checkpoint (see GenIRModel.load)."""
+    return GenIRModel.load(path, **kwargs)

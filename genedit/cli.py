@@ -1,0 +1,246 @@
+"""Command line: genedit train | eval | baseline | localize | demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("genedit")
+
+
+@dataclass
+class Row:
+    """One line of a results table."""
+
+    system: str
+    aggregate: dict[str, float]
+    seconds: float
+
+
+def _table(rows: list[Row]) -> str:
+    measures = list(rows[0].aggregate) if rows else []
+    head = f"{'system':<22}" + "".join(f"{m:>9}" for m in measures) + f"{'seconds':>9}"
+    lines = [head, "-" * len(head)]
+    lines += [f"{r.system:<22}" + "".join(f"{r.aggregate[m]:>9.3f}" for m in measures) + f"{r.seconds:>9.0f}" for r in rows]
+    return "\n".join(lines)
+
+
+def _write_json(path: str | None, payload: object) -> None:
+    if not path:
+        return
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(out)
+
+
+def _check_out_dir(path: str, overwrite: bool) -> None:
+    p = Path(path)
+    if p.exists() and (not p.is_dir() or any(p.iterdir())) and not overwrite:
+        raise FileExistsError(f"{p} exists and is not empty; choose another --out or pass --overwrite")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a GenIR model on a collection and save it."""
+    from genedit.data import load_collection
+    from genedit.model.build import base_model
+    from genedit.train.trainer import TrainConfig, train
+
+    _check_out_dir(args.out, args.overwrite)
+    collection = load_collection(args.data)
+    model = base_model(args.base)
+    result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed))
+    model.meta["name"] = f"genir-{collection.name}"
+    model.save(args.out, overwrite=args.overwrite)
+    print(f"trained on {result.n_docs} documents, {result.n_train_queries} training queries in {result.seconds:.0f}s; best epoch {result.best_epoch}")
+    print(f"dev hits@1/hits@10/mrr@10: start {result.start_dev[0]:.3f}/{result.start_dev[1]:.3f}/{result.start_dev[2]:.3f}")
+    for h in result.history:
+        print(f"  epoch {h.epoch:>2} {h.phase:<8} loss {h.loss:.3f}  dev {h.dev_hits1:.3f}/{h.dev_hits10:.3f}/{h.dev_mrr10:.3f}  {h.seconds:.0f}s")
+    print(f"saved to {args.out}")
+    return 0
+
+
+def _evaluate_model(model_dir: str | Path, collection, split: str):
+    from genedit.eval import evaluate
+    from genedit.model.genir import GenIRModel
+
+    model = GenIRModel.load(model_dir)
+    missing = {d for _, rel in collection.split(split) for d in rel} - set(model.docids)
+    if missing:
+        raise ValueError(f"{len(missing)} relevant documents of split {split!r} are not indexed by the model, e.g. {sorted(missing)[:3]}")
+    t = time.monotonic()
+    run = model.rank([q for q, _ in collection.split(split)], k=100)
+    return run, evaluate(run, collection.qrels[split]), time.monotonic() - t
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a saved model on a split."""
+    from genedit.data import load_collection
+    from genedit.eval import write_trec_run
+
+    collection = load_collection(args.data)
+    run, result, seconds = _evaluate_model(args.model, collection, args.split)
+    print(_table([Row("genir", result.aggregate, seconds)]))
+    _write_json(args.json, {"model": str(args.model), "split": args.split, "n_queries": result.n_queries, **result.aggregate})
+    if args.run:
+        write_trec_run(run, args.run)
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """Evaluate a baseline retriever on a split."""
+    from genedit.baselines import run_baseline
+    from genedit.data import load_collection
+
+    collection = load_collection(args.data)
+    t = time.monotonic()
+    _, result = run_baseline(args.name, collection, args.split)
+    print(_table([Row(args.name, result.aggregate, time.monotonic() - t)]))
+    _write_json(args.json, {"baseline": args.name, "split": args.split, "n_queries": result.n_queries, **result.aggregate})
+    return 0
+
+
+def cmd_localize(args: argparse.Namespace) -> int:
+    """Localize the retrieval circuit of a model and write the circuit, plots and summary."""
+    from circuits import LocalizeConfig, localize, write_report
+    from genedit.data import load_collection
+    from genedit.model.genir import GenIRModel
+
+    model = GenIRModel.load(args.model)
+    collection = load_collection(args.data)
+    circuit = localize(model, collection, LocalizeConfig(split=args.split, n_queries=args.queries, progress=True))
+    circuit.save(args.out)
+    if args.plots:
+        write_report(circuit, args.plots)
+    print(circuit.summary_markdown())
+    print(f"circuit written to {args.out}" + (f", plots and summary to {args.plots}" if args.plots else ""))
+    return 0
+
+
+def default_model_dir() -> Path:
+    """Where `genedit demo` caches its trained default model (GENEDIT_CACHE overrides)."""
+    root = Path(os.environ.get("GENEDIT_CACHE", Path.home() / ".cache" / "genedit"))
+    return root / "default-model"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Train (or reuse) the default model on the bundled corpus, compare it with both baselines, localize it."""
+    from genedit.baselines import run_baseline
+    from genedit.data import load_collection
+    from genedit.model.build import base_model
+    from genedit.train.trainer import TrainConfig, train
+
+    collection = load_collection("default")
+    model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
+    if not (model_dir / "config.json").exists() or args.retrain:
+        print(f"training the default model on {len(collection.documents)} documents ({args.minutes:g} minutes budget) ...", flush=True)
+        model = base_model("minilm")
+        result = train(model, collection, TrainConfig(minutes=args.minutes))
+        model.meta["name"] = "genir-pydocs"
+        model.save(model_dir, overwrite=True)
+        print(f"trained in {result.seconds:.0f}s (best epoch {result.best_epoch}); saved to {model_dir}")
+    else:
+        print(f"reusing the trained default model in {model_dir} (--retrain to train again)")
+    rows = []
+    _, result, seconds = _evaluate_model(model_dir, collection, "test")
+    rows.append(Row("genedit GenIR (ours)", result.aggregate, seconds))
+    for name in ("tfidf", "dense"):
+        t = time.monotonic()
+        _, res = run_baseline(name, collection, "test")
+        rows.append(Row({"tfidf": "TF-IDF", "dense": "dense MiniLM + faiss"}[name], res.aggregate, time.monotonic() - t))
+    print(f"\nTest split of the bundled corpus ({result.n_queries} queries, {len(collection.documents)} documents):")
+    print(_table(rows))
+    _write_json(args.json, [{"system": r.system, **r.aggregate} for r in rows])
+    if not args.no_localize:
+        from circuits import LocalizeConfig, localize, write_report
+        from genedit.model.genir import GenIRModel
+
+        print("\nlocalizing the retrieval circuit ...", flush=True)
+        circuit = localize(GenIRModel.load(model_dir), collection, LocalizeConfig(split="train", n_queries=args.queries))
+        out = Path(args.out or tempfile.mkdtemp(prefix="genedit-demo-"))
+        circuit.save(out / "circuit.json")
+        write_report(circuit, out)
+        print(circuit.summary_markdown())
+        print(f"circuit, heatmaps and summary in {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the genedit command."""
+    p = argparse.ArgumentParser(prog="genedit", description="Edit the corpus of a generative retrieval model without retraining it.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a GenIR model (DSI recipe) on a BEIR folder or 'default'")
+    t.add_argument("--data", required=True, help="BEIR folder, 'default', or irds:<id>")
+    t.add_argument("--out", required=True, help="model directory to write (must not exist or be empty)")
+    t.add_argument("--base", default="minilm", help="'minilm' (offline default), 'tiny-t5|tiny-bart|tiny-bert2bert', or an HF t5/bart id")
+    t.add_argument("--minutes", type=float, default=9.0, help="wall-clock budget")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--overwrite", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a model: hits@1/5/10, mrr@10")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", default="test")
+    e.add_argument("--json", help="write the measures to this JSON file")
+    e.add_argument("--run", help="write the TREC run file here")
+    e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("baseline", help="evaluate a baseline: dense (MiniLM + faiss) or tfidf")
+    b.add_argument("name", choices=["dense", "tfidf"])
+    b.add_argument("--data", required=True)
+    b.add_argument("--split", default="test")
+    b.add_argument("--json")
+    b.set_defaults(func=cmd_baseline)
+
+    lo = sub.add_parser("localize", help="localize the retrieval circuit of a model")
+    lo.add_argument("--model", required=True)
+    lo.add_argument("--data", required=True)
+    lo.add_argument("--out", required=True, help="circuit JSON to write")
+    lo.add_argument("--plots", help="folder for heatmaps and summary.md")
+    lo.add_argument("--queries", type=int, default=500)
+    lo.add_argument("--split", default="train")
+    lo.set_defaults(func=cmd_localize)
+
+    d = sub.add_parser("demo", help="train (or reuse) the default model, compare with baselines, localize")
+    d.add_argument("--minutes", type=float, default=9.0)
+    d.add_argument("--retrain", action="store_true")
+    d.add_argument("--model-dir", help=f"where the default model is cached (default {default_model_dir()})")
+    d.add_argument("--json")
+    d.add_argument("--out", help="folder for the circuit and its report")
+    d.add_argument("--queries", type=int, default=500)
+    d.add_argument("--no-localize", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the genedit command; errors print one line and exit 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from genedit.data.types import DataError
+
+    try:
+        return args.func(args)
+    except (DataError, ValueError, KeyError, FileNotFoundError, FileExistsError, OSError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"genedit: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

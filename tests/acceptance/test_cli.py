@@ -1,0 +1,60 @@
+"""End to end through the CLI on tiny models and synthetic BEIR folders."""
+
+import json
+
+import pytest
+
+from genedit.cli import main
+from genedit.data import synthetic_collection, write_beir
+
+
+@pytest.fixture(scope="module")
+def beir_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "synth"
+    write_beir(synthetic_collection(40, queries_per_doc=2, seed=1), path)
+    return path
+
+
+def test_train_then_eval_writes_measures(beir_dir, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(beir_dir), "--out", str(out), "--base", "tiny-t5", "--minutes", "0.5"]) == 0
+    assert (out / "model.safetensors").exists() and (out / "docids.json").exists()
+    js = tmp_path / "m.json"
+    run = tmp_path / "run.trec"
+    assert main(["eval", "--model", str(out), "--data", str(beir_dir), "--split", "test", "--json", str(js), "--run", str(run)]) == 0
+    measures = json.loads(js.read_text())
+    assert {"hits@1", "hits@5", "hits@10", "mrr@10"} <= set(measures)
+    assert 0.0 <= measures["hits@1"] <= measures["hits@10"] <= 1.0
+    assert len(run.read_text().splitlines()) > 0
+
+
+def test_train_refuses_existing_output(beir_dir, tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "x").write_text("keep")
+    assert main(["train", "--data", str(beir_dir), "--out", str(out), "--base", "tiny-t5", "--minutes", "0.1"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["x"]
+
+
+def test_bad_data_exits_2_with_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n{not json\n')
+    (bad / "queries.jsonl").write_text('{"_id": "q1", "text": "q"}\n')
+    out = tmp_path / "never"
+    assert main(["train", "--data", str(bad), "--out", str(out), "--base", "tiny-t5"]) == 2
+    err = capsys.readouterr().err
+    assert "corpus.jsonl" in err and "2" in err
+    assert not out.exists()
+
+
+def test_missing_model_dir_exits_2(beir_dir, tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "nope"), "--data", str(beir_dir)]) == 2
+    assert "genedit: error" in capsys.readouterr().err
+
+
+def test_tfidf_baseline(beir_dir, tmp_path, capsys):
+    js = tmp_path / "b.json"
+    assert main(["baseline", "tfidf", "--data", str(beir_dir), "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["hits@10"] > 0.5  # synthetic queries share key words with their document

@@ -1,0 +1,121 @@
+"""GenIRModel and component maps on tiny random models of each architecture."""
+
+import pytest
+import torch
+
+from genedit.data.types import Query
+from genedit.model.build import TINY_ARCHS, TinySpec, tiny_model
+from genedit.model.components import COMPONENTS, Site, component_map
+from genedit.model.genir import GenIRModel, docid_token
+
+DOCS = [f"d{i}" for i in range(12)]
+
+
+@pytest.fixture(scope="module", params=TINY_ARCHS)
+def model(request) -> GenIRModel:
+    return tiny_model(request.param, DOCS, TinySpec(n_layers=3))
+
+
+def test_component_map_resolves_every_site(model):
+    cmap = model.cmap
+    assert cmap.n_layers == 3 and cmap.n_heads == 4 and cmap.d_head == 8
+    for layer in range(cmap.n_layers):
+        for comp in COMPONENTS:
+            lin = cmap.module(model.hf, comp, layer)
+            assert isinstance(lin, torch.nn.Linear)
+            assert lin.out_features == cmap.d_model  # writes the residual stream
+            assert lin.in_features == (cmap.d_model if comp != "mlp" else 64)
+    assert cmap.unembedding(model.hf).weight.shape[1] == cmap.d_model
+    assert len(cmap.sites(heads=True)) == 3 * 3 + 3 * 2 * 4
+    with pytest.raises(IndexError):
+        cmap.path("mlp", 3)
+
+
+def test_component_outputs_are_what_the_forward_pass_adds(model):
+    """Hooks on each output linear fire once per forward with a [B, 1, D] step-0 contribution."""
+    seen = {}
+    hooks = [model.cmap.module(model.hf, c, l).register_forward_hook(lambda m, i, o, key=(l, c): seen.__setitem__(key, (i[0].shape, o.shape))) for l in range(3) for c in COMPONENTS]
+    enc = model.encode(["a query", "another longer query text"])
+    model.scores(enc)
+    for h in hooks:
+        h.remove()
+    assert len(seen) == 9
+    for (layer, comp), (inp, out) in seen.items():
+        assert out == (2, 1, model.cmap.d_model)
+        if comp != "mlp":
+            assert model.cmap.heads(torch.zeros(inp)).shape == (2, 1, 4, 8)
+
+
+def test_scores_equal_full_hf_logits_on_docid_rows(model):
+    text = ["hello world"]
+    enc = model.encode(text)
+    batch = model.tokenizer(text, return_tensors="pt")
+    full = model.hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask, decoder_input_ids=torch.tensor([[model.start_token_id()]])).logits[0, 0]
+    torch.testing.assert_close(model.scores(enc)[0], full[model.docid_token_ids], atol=1e-5, rtol=1e-5)
+
+
+def test_rank_is_restricted_to_docids_and_sorted(model):
+    run = model.rank([Query("q1", "find the document"), Query("q2", "x")], k=5)
+    for qid in ("q1", "q2"):
+        assert len(run.ranking[qid]) == 5 and set(run.ranking[qid]) <= set(DOCS)
+        assert run.scores[qid] == sorted(run.scores[qid], reverse=True)
+
+
+def test_planted_row_wins(model):
+    """Setting one docid row to the query's own readout state makes it rank first."""
+    enc = model.encode(["planted query"])
+    state = model.scorer.state(enc.hidden, enc.mask)[0].detach()
+    idx = model.doc_index("d7")
+    with torch.no_grad():
+        model.cmap.unembedding(model.hf).weight[model.docid_token_ids[idx]] = state * 50
+    assert model.rank(["planted query"], k=1).ranking["0"] == ["d7"]
+
+
+def test_save_load_round_trip_identical(model, tmp_path):
+    model.save(tmp_path / "m")
+    loaded = GenIRModel.load(tmp_path / "m")
+    assert loaded.docids == model.docids and loaded.tokens == model.tokens
+    a, b = model.hf.state_dict(), loaded.hf.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert loaded.fingerprint() == model.fingerprint()
+    enc = model.encode(["q"])
+    torch.testing.assert_close(model.scores(enc), loaded.scores(loaded.encode(["q"])), atol=1e-6, rtol=1e-6)
+
+
+def test_save_refuses_non_empty_dir(model, tmp_path):
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError):
+        model.save(target)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+def test_add_documents_appends_rows():
+    m = tiny_model("t5", ["a", "b"])
+    ids = m.add_documents(["c"], torch.ones(1, m.cmap.d_model))
+    assert m.docids == ["a", "b", "c"] and m.tokens[-1] == docid_token("c")
+    assert torch.equal(m.docid_rows()[-1], torch.ones(m.cmap.d_model))
+    assert m.docid_token_ids.tolist()[-1] == ids[0]
+    with pytest.raises(ValueError):
+        m.add_documents(["a"])
+
+
+def test_unsupported_architecture_is_rejected():
+    from transformers import BertConfig, BertModel
+
+    with pytest.raises(ValueError, match="unsupported architecture"):
+        component_map(BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)))
+
+
+def test_site_parse_round_trip():
+    for s in (Site(3, "mlp"), Site(0, "cross_attn", 2)):
+        assert Site.parse(str(s)) == s
+    with pytest.raises(ValueError):
+        Site.parse("L1.unknown")
+
+
+def test_load_rejects_non_model_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        GenIRModel.load(tmp_path)

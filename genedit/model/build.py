@@ -81,8 +81,9 @@ def minilm_bert2bert() -> tuple[PreTrainedModel, object, list[str]]:
     hf.config.pad_token_id = tokenizer.pad_token_id
     with safe_open(str(path / "model.safetensors"), "pt") as f:
         carried = set(f.keys())
-    fresh = [n for n, _ in hf.decoder.named_parameters() if n.removeprefix("bert.") not in carried]
-    return hf, tokenizer, [f"decoder.{n}" for n in fresh]
+    decoder = {id(p) for p in hf.get_decoder().parameters()}
+    fresh = [n for n, p in hf.named_parameters() if id(p) in decoder and not any(n.endswith("." + key) for key in carried)]
+    return hf, tokenizer, fresh
 
 
 def base_model(base: str) -> GenIRModel:

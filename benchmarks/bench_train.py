@@ -20,6 +20,7 @@ def main() -> None:
     import transformers
 
     from genedit.baselines import run_baseline
+    from genedit.cli import Row, format_table
     from genedit.data import load_collection
     from genedit.eval import evaluate
     from genedit.model.build import base_model
@@ -34,25 +35,22 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     collection = load_collection(args.data)
     queries = [q for q, _ in collection.split("test")]
-    rows = []
+    test = collection.qrels["test"]
 
     model = base_model("minilm")
     t = time.monotonic()
-    result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed, max_epochs=0))
-    rows.append(("untrained start", evaluate(model.rank(queries, k=100), collection.qrels["test"]).aggregate, time.monotonic() - t))
+    train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed, max_epochs=0))
+    rows = [Row("untrained start", evaluate(model.rank(queries, k=100), test).aggregate, time.monotonic() - t)]
 
     model = base_model("minilm")
     t = time.monotonic()
     result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed))
-    rows.append((f"genedit GenIR ({result.seconds / 60:.1f} min)", evaluate(model.rank(queries, k=100), collection.qrels["test"]).aggregate, time.monotonic() - t))
+    rows.append(Row(f"genedit GenIR ({result.seconds / 60:.1f} min)", evaluate(model.rank(queries, k=100), test).aggregate, time.monotonic() - t))
     for name in ("tfidf", "dense"):
         t = time.monotonic()
-        rows.append((name, run_baseline(name, collection, "test")[1].aggregate, time.monotonic() - t))
-    measures = list(rows[0][1])
+        rows.append(Row(name, run_baseline(name, collection, "test")[1].aggregate, time.monotonic() - t))
     print(f"{collection.name}: {len(collection.documents)} documents, {len(queries)} test queries")
-    print(f"{'system':<26}" + "".join(f"{m:>9}" for m in measures) + f"{'seconds':>9}")
-    for name, agg, sec in rows:
-        print(f"{name:<26}" + "".join(f"{agg[m]:>9.3f}" for m in measures) + f"{sec:>9.0f}")
+    print(format_table(rows))
 
 
 if __name__ == "__main__":

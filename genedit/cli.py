@@ -12,9 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("genedit")
-
-
 @dataclass
 class Row:
     """One line of a results table."""
@@ -24,11 +21,13 @@ class Row:
     seconds: float
 
 
-def _table(rows: list[Row]) -> str:
+def format_table(rows: list[Row]) -> str:
+    """Aligned results table: one row per system, one column per measure, then seconds."""
     measures = list(rows[0].aggregate) if rows else []
-    head = f"{'system':<22}" + "".join(f"{m:>9}" for m in measures) + f"{'seconds':>9}"
+    width = max([22] + [len(r.system) + 1 for r in rows])
+    head = f"{'system':<{width}}" + "".join(f"{m:>9}" for m in measures) + f"{'seconds':>9}"
     lines = [head, "-" * len(head)]
-    lines += [f"{r.system:<22}" + "".join(f"{r.aggregate[m]:>9.3f}" for m in measures) + f"{r.seconds:>9.0f}" for r in rows]
+    lines += [f"{r.system:<{width}}" + "".join(f"{r.aggregate[m]:>9.3f}" for m in measures) + f"{r.seconds:>9.0f}" for r in rows]
     return "\n".join(lines)
 
 
@@ -68,11 +67,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_model(model_dir: str | Path, collection, split: str):
+def _evaluate_model(model, collection, split: str):
     from genedit.eval import evaluate
-    from genedit.model.genir import GenIRModel
 
-    model = GenIRModel.load(model_dir)
     missing = {d for _, rel in collection.split(split) for d in rel} - set(model.docids)
     if missing:
         raise ValueError(f"{len(missing)} relevant documents of split {split!r} are not indexed by the model, e.g. {sorted(missing)[:3]}")
@@ -86,9 +83,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from genedit.data import load_collection
     from genedit.eval import write_trec_run
 
+    from genedit.model.genir import GenIRModel
+
     collection = load_collection(args.data)
-    run, result, seconds = _evaluate_model(args.model, collection, args.split)
-    print(_table([Row("genir", result.aggregate, seconds)]))
+    run, result, seconds = _evaluate_model(GenIRModel.load(args.model), collection, args.split)
+    print(format_table([Row("genir", result.aggregate, seconds)]))
     _write_json(args.json, {"model": str(args.model), "split": args.split, "n_queries": result.n_queries, **result.aggregate})
     if args.run:
         write_trec_run(run, args.run)
@@ -103,7 +102,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     collection = load_collection(args.data)
     t = time.monotonic()
     _, result = run_baseline(args.name, collection, args.split)
-    print(_table([Row(args.name, result.aggregate, time.monotonic() - t)]))
+    print(format_table([Row(args.name, result.aggregate, time.monotonic() - t)]))
     _write_json(args.json, {"baseline": args.name, "split": args.split, "n_queries": result.n_queries, **result.aggregate})
     return 0
 
@@ -136,6 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from genedit.baselines import run_baseline
     from genedit.data import load_collection
     from genedit.model.build import base_model
+    from genedit.model.genir import GenIRModel
     from genedit.train.trainer import TrainConfig, train
 
     collection = load_collection("default")
@@ -149,22 +149,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"trained in {result.seconds:.0f}s (best epoch {result.best_epoch}); saved to {model_dir}")
     else:
         print(f"reusing the trained default model in {model_dir} (--retrain to train again)")
+        model = GenIRModel.load(model_dir)
     rows = []
-    _, result, seconds = _evaluate_model(model_dir, collection, "test")
+    _, result, seconds = _evaluate_model(model, collection, "test")
     rows.append(Row("genedit GenIR (ours)", result.aggregate, seconds))
     for name in ("tfidf", "dense"):
         t = time.monotonic()
         _, res = run_baseline(name, collection, "test")
         rows.append(Row({"tfidf": "TF-IDF", "dense": "dense MiniLM + faiss"}[name], res.aggregate, time.monotonic() - t))
     print(f"\nTest split of the bundled corpus ({result.n_queries} queries, {len(collection.documents)} documents):")
-    print(_table(rows))
+    print(format_table(rows))
     _write_json(args.json, [{"system": r.system, **r.aggregate} for r in rows])
     if not args.no_localize:
         from circuits import LocalizeConfig, localize, write_report
-        from genedit.model.genir import GenIRModel
 
         print("\nlocalizing the retrieval circuit ...", flush=True)
-        circuit = localize(GenIRModel.load(model_dir), collection, LocalizeConfig(split="train", n_queries=args.queries))
+        circuit = localize(model, collection, LocalizeConfig(split="train", n_queries=args.queries))
         out = Path(args.out or tempfile.mkdtemp(prefix="genedit-demo-"))
         circuit.save(out / "circuit.json")
         write_report(circuit, out)

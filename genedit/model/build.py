@@ -64,19 +64,22 @@ def tiny_model(arch: str, docids: Sequence[str], spec: TinySpec | None = None) -
     """A tiny randomly initialised GenIR model (MiniLM's WordPiece tokenizer) for tests and planted circuits."""
     spec = spec or TinySpec()
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    hf = _tiny_hf(arch, len(tokenizer), spec, tokenizer.pad_token_id, tokenizer.cls_token_id)
-    hf.eval()
-    model = GenIRModel(hf, tokenizer, [], meta={"name": f"tiny-{arch}", "base": f"tiny-{arch}"})
-    with torch.no_grad():
-        model.add_documents(list(docids), torch.randn(len(docids), model.cmap.d_model) * spec.d_model**-0.5)
+    with torch.random.fork_rng(devices=[]):  # seeded by spec.seed, the caller's random state untouched
+        hf = _tiny_hf(arch, len(tokenizer), spec, tokenizer.pad_token_id, tokenizer.cls_token_id)
+        hf.eval()
+        model = GenIRModel(hf, tokenizer, [], meta={"name": f"tiny-{arch}", "base": f"tiny-{arch}"})
+        with torch.no_grad():
+            model.add_documents(list(docids), torch.randn(len(docids), model.cmap.d_model) * spec.d_model**-0.5)
     return model
 
 
-def minilm_bert2bert() -> tuple[PreTrainedModel, object, list[str]]:
+def minilm_bert2bert(seed: int = 0) -> tuple[PreTrainedModel, object, list[str]]:
     """BERT2BERT warm-started from all-MiniLM-L6-v2 on both sides; also the names of freshly initialised parameters."""
     path = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    hf = EncoderDecoderModel.from_encoder_decoder_pretrained(str(path), str(path))
+    with torch.random.fork_rng(devices=[]):  # seeded fresh weights, the caller's random state untouched
+        torch.manual_seed(seed)
+        hf = EncoderDecoderModel.from_encoder_decoder_pretrained(str(path), str(path))
     hf.config.decoder_start_token_id = tokenizer.cls_token_id
     hf.config.pad_token_id = tokenizer.pad_token_id
     with safe_open(str(path / "model.safetensors"), "pt") as f:
@@ -86,13 +89,13 @@ def minilm_bert2bert() -> tuple[PreTrainedModel, object, list[str]]:
     return hf, tokenizer, fresh
 
 
-def base_model(base: str) -> GenIRModel:
+def base_model(base: str, seed: int = 0) -> GenIRModel:
     """A GenIR model with no documents yet from a base name: 'minilm' (default), 'tiny-<arch>', or an HF id/path."""
     fresh: list[str] = []
     if base == "minilm":
-        hf, tokenizer, fresh = minilm_bert2bert()
+        hf, tokenizer, fresh = minilm_bert2bert(seed)
     elif base.startswith("tiny-"):
-        model = tiny_model(base.removeprefix("tiny-"), [])
+        model = tiny_model(base.removeprefix("tiny-"), [], TinySpec(seed=seed))
         model.meta["fresh_parameters"] = [n for n, _ in model.hf.named_parameters()]
         return model
     else:

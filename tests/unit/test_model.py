@@ -119,3 +119,15 @@ def test_site_parse_round_trip():
 def test_load_rejects_non_model_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model directory"):
         GenIRModel.load(tmp_path)
+
+
+def test_base_models_are_seeded_and_leave_the_callers_random_state_alone():
+    from genedit.model.build import base_model
+
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    a = base_model("tiny-bart", seed=3)
+    assert torch.equal(torch.rand(3), expected)
+    assert a.fingerprint() == base_model("tiny-bart", seed=3).fingerprint()
+    assert a.fingerprint() != base_model("tiny-bart", seed=4).fingerprint()

@@ -24,6 +24,7 @@ from circuits.attribution import attribute, exact_metric_deltas, spearman
 from circuits.localize import select_queries
 from circuits.metrics import rank_stats
 from circuits.patching import PatchSource, clean_run, run_patched, sweep
+from circuits.reference import hooked
 from circuits.runner import Runner
 from genedit.data import load_collection
 from genedit.model.components import Site
@@ -57,12 +58,14 @@ class BenchResult:
     attribution_s: float
     spearman: float  # attribution vs exact change of the metric, all sites
     spearman_components: float
+    spearman_logit_diff: float  # the same with the logit-difference metric
+    spearman_logit_diff_components: float
     clean_hits1: float
 
 
 def _naive(model: GenIRModel, texts: list[str], sites: list[Site], source: PatchSource, clean_acts, index: list[int], full_forward: bool) -> tuple[float, int, list[torch.Tensor]]:
     """One forward per (query, site) with a torch hook on the site's output linear; returns seconds, forwards, logits."""
-    cmap, dh = model.cmap, model.cmap.d_head
+    dh = model.cmap.d_head
     outs: list[torch.Tensor] = []
     forwards = 0
     encoded = None if full_forward else model.encode(texts)
@@ -70,26 +73,9 @@ def _naive(model: GenIRModel, texts: list[str], sites: list[Site], source: Patch
     for pos, (qi, text) in enumerate(zip(index, texts)):
         repl = source.replacement(clean_acts, torch.tensor([qi]))
         for site in sites:
-            value = repl.site(site, dh)
-            module = cmap.module(model.hf, site.component, site.layer)
-            if site.head is None:
-                handle = module.register_forward_hook(lambda m, a, o, v=value: torch.cat([v.unsqueeze(1), o[:, 1:]], 1))
-            else:
-                def pre(m, args, v=value, h=site.head):
-                    x = args[0].clone()
-                    cmap.heads(x)[:, 0, h] = v
-                    return (x, *args[1:])
-
-                handle = module.register_forward_pre_hook(pre)
-            try:
-                with torch.no_grad():
-                    if full_forward:
-                        enc = model.encode([text])
-                    else:
-                        enc = encoded.select([pos])  # type: ignore[union-attr]
-                    outs.append(model.scorer(enc.hidden, enc.mask)[0])
-            finally:
-                handle.remove()
+            with hooked(model, {site: repl.site(site, dh)}), torch.no_grad():
+                enc = model.encode([text]) if full_forward else encoded.select([pos])  # type: ignore[union-attr]
+                outs.append(model.scorer(enc.hidden, enc.mask)[0])
             forwards += 1
     return time.perf_counter() - t0, forwards, outs
 
@@ -127,9 +113,12 @@ def run(model_dir: str, n_queries: int, split: str, naive_queries: int, batch_si
     if not ranks_equal:
         log.warning("naive and batched ranks differ on the subset (max |logit diff| %.2e)", diff)
 
-    attr = attribute(runner, encoded, queries.relevant, sites, source, clean, metric="logprob", batch_size=64)
-    exact = exact_metric_deltas(result.effects, "logprob")
     comp = [i for i, s in enumerate(sites) if s.head is None]
+    correlations = {}
+    for metric in ("logprob", "logit_diff"):
+        scores = attribute(runner, encoded, queries.relevant, sites, source, clean, metric=metric, batch_size=64)
+        exact = exact_metric_deltas(result.effects, metric)
+        correlations[metric] = (scores.seconds, spearman(scores.scores, exact), spearman([scores.scores[i] for i in comp], [exact[i] for i in comp]))
     extrapolated = per_forward * Q * len(sites)
     return BenchResult(
         model=model_dir,
@@ -150,9 +139,11 @@ def run(model_dir: str, n_queries: int, split: str, naive_queries: int, batch_si
         speedup=extrapolated / total,
         naive_decoder_per_forward_s=dec_s / dec_forwards,
         naive_max_abs_diff=diff,
-        attribution_s=attr.seconds,
-        spearman=spearman(attr.scores, exact),
-        spearman_components=spearman([attr.scores[i] for i in comp], [exact[i] for i in comp]),
+        attribution_s=correlations["logprob"][0],
+        spearman=correlations["logprob"][1],
+        spearman_components=correlations["logprob"][2],
+        spearman_logit_diff=correlations["logit_diff"][1],
+        spearman_logit_diff_components=correlations["logit_diff"][2],
         clean_hits1=result.clean.hits1,
     )
 
@@ -173,6 +164,7 @@ def table(r: BenchResult) -> str:
         ("naive vs batched logits", f"max |diff| {r.naive_max_abs_diff:.2e}"),
         ("attribution patching", f"{r.attribution_s:.1f} s"),
         ("Spearman attr vs exact", f"{r.spearman:.3f} all sites, {r.spearman_components:.3f} components (metric: relevant log-prob)"),
+        ("  with logit difference", f"{r.spearman_logit_diff:.3f} all sites, {r.spearman_logit_diff_components:.3f} components"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

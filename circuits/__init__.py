@@ -1,6 +1,6 @@
 """Circuit localization for GenIR models: patching, attribution, logit lens, stages, minimal circuit, reports."""
 
-from circuits.artifact import Circuit, CircuitMismatchError
+from circuits.artifact import Circuit, CircuitMismatchError, shipped_circuit_path
 from circuits.localize import LocalizeConfig, localize
 from circuits.patching import PatchSource, SiteEffect, sweep
 from circuits.report import write_report
@@ -17,6 +17,7 @@ __all__ = [
     "SwapError",
     "encoder_swap",
     "localize",
+    "shipped_circuit_path",
     "sweep",
     "write_report",
 ]

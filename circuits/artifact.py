@@ -24,6 +24,11 @@ SCHEMA_VERSION = 1
 SCHEMA_NAME = "genedit.circuit"
 
 
+def shipped_circuit_path() -> Path:
+    """The circuit of the default model (`genedit demo`) shipped with the package."""
+    return Path(__file__).resolve().parent / "default" / "circuit.json"
+
+
 class CircuitMismatchError(ValueError):
     """A circuit was loaded against a model it was not computed on."""
 
@@ -138,6 +143,10 @@ class Circuit:
             raise ValueError("the circuit has no interaction-stage MLP layers")
         return "|".join(re.escape(cmap.path("mlp", layer)) for layer in self.interaction_mlps)
 
+    def differences(self, other: "Circuit", *, tol: float = 1e-5) -> list[str]:
+        """What differs from `other` beyond wall times: one line per field path (floats compared to `tol`)."""
+        return _diff(_comparable(self), _comparable(other), "", tol)
+
     # --- persistence ------------------------------------------------------------------------------
     def to_json(self) -> str:
         """The artifact as JSON text."""
@@ -181,6 +190,36 @@ class Circuit:
         from circuits.report import summary_markdown
 
         return summary_markdown(self)
+
+
+def _comparable(circuit: Circuit) -> dict:
+    """The artifact as plain data without its wall times (they differ on every run)."""
+    data = _plain(dataclasses.asdict(circuit))
+    data.pop("timings", None)
+    if data.get("attribution"):
+        data["attribution"].pop("seconds", None)
+    return data
+
+
+def _diff(a: Any, b: Any, path: str, tol: float) -> list[str]:
+    """Paths where two plain-data trees differ; numbers within `tol` (absolute or relative) count as equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in a or key not in b:
+                out.append(f"{sub}: only in {'this' if key in a else 'other'} circuit")
+            else:
+                out += _diff(a[key], b[key], sub, tol)
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} entries"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{path}[{i}]", tol)]
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return [] if abs(a - b) <= tol * max(1.0, abs(a), abs(b)) else [f"{path}: {a!r} vs {b!r}"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
 
 
 def _plain(x: Any) -> Any:

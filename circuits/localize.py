@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ class LocalizeConfig:
     seed: int = 0
     counterfactual_shift: int = 1  # counterfactual donor of query i: query i + shift (in analysis order)
     attribution: bool = True
-    attribution_metric: str = "logprob"  # logprob | logit_diff
+    attribution_metric: str = "logit_diff"  # logit_diff (more linear: ranks sites closer to exact patching) | logprob
     circuit: bool = True  # search the minimal circuit
     circuit_target: float = 0.9  # share of Hits@1 the minimal circuit must keep
     lens: bool = True
@@ -43,6 +44,23 @@ class LocalizeConfig:
     top_bridging_heads: int = 10
     stage_rule: StageRule = field(default_factory=StageRule)
     progress: bool = False
+
+    @classmethod
+    def matching(cls, settings: CircuitSettings, **overrides: Any) -> "LocalizeConfig":
+        """The config that repeats the localization a saved circuit records (`circuit.settings`)."""
+        values: dict[str, Any] = dict(
+            split=settings.split,
+            n_queries=settings.n_queries,
+            mode=settings.mode,
+            seed=settings.seed,
+            heads=settings.heads,
+            attribution=settings.attribution_metric is not None,
+            attribution_metric=settings.attribution_metric or cls.attribution_metric,
+            circuit_target=settings.circuit_target,
+            lens_queries=settings.lens_queries,
+            stage_rule=StageRule(settings.interaction_frac, settings.bridging_frac, settings.min_effect),
+        )
+        return cls(**{**values, **overrides})
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

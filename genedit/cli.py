@@ -55,14 +55,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _check_out_dir(args.out, args.overwrite)
     collection = load_collection(args.data)
-    model = base_model(args.base)
-    result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed))
+    model = base_model(args.base, seed=args.seed)
+    result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
     model.meta["name"] = f"genir-{collection.name}"
     model.save(args.out, overwrite=args.overwrite)
     print(f"trained on {result.n_docs} documents, {result.n_train_queries} training queries in {result.seconds:.0f}s; best epoch {result.best_epoch}")
     print(f"dev hits@1/hits@10/mrr@10: start {result.start_dev[0]:.3f}/{result.start_dev[1]:.3f}/{result.start_dev[2]:.3f}")
     for h in result.history:
         print(f"  epoch {h.epoch:>2} {h.phase:<8} loss {h.loss:.3f}  dev {h.dev_hits1:.3f}/{h.dev_hits10:.3f}/{h.dev_mrr10:.3f}  {h.seconds:.0f}s")
+    if result.truncated:
+        print(f"warning: the {args.minutes:g}-minute cap ended training early; without --minutes the run is reproducible", file=sys.stderr)
     print(f"saved to {args.out}")
     return 0
 
@@ -109,18 +111,35 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def cmd_localize(args: argparse.Namespace) -> int:
     """Localize the retrieval circuit of a model and write the circuit, plots and summary."""
-    from circuits import LocalizeConfig, localize, write_report
+    from circuits import Circuit, LocalizeConfig, localize, write_report
     from genedit.data import load_collection
     from genedit.model.genir import GenIRModel
 
     model = GenIRModel.load(args.model)
     collection = load_collection(args.data)
-    circuit = localize(model, collection, LocalizeConfig(split=args.split, n_queries=args.queries, progress=True))
+    if args.compare:
+        if args.queries is not None or args.split is not None:
+            raise ValueError("--compare repeats the reference circuit's settings; drop --queries and --split")
+        reference = Circuit.load(args.compare)  # a bad reference fails before the sweep and before writing
+        config = LocalizeConfig.matching(reference.settings, progress=True)
+    else:
+        reference = None
+        config = LocalizeConfig(split=args.split or "train", n_queries=args.queries or 500, progress=True)
+    circuit = localize(model, collection, config)
     circuit.save(args.out)
     if args.plots:
         write_report(circuit, args.plots)
     print(circuit.summary_markdown())
     print(f"circuit written to {args.out}" + (f", plots and summary to {args.plots}" if args.plots else ""))
+    if reference is None:
+        return 0
+    differences = circuit.differences(reference)
+    if differences:
+        print(f"{len(differences)} differences from {args.compare} (this run vs it), e.g.:", file=sys.stderr)
+        for line in differences[:20]:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"identical to {args.compare} (every field but wall times)")
     return 0
 
 
@@ -128,6 +147,18 @@ def default_model_dir() -> Path:
     """Where `genedit demo` caches its trained default model (GENEDIT_CACHE overrides)."""
     root = Path(os.environ.get("GENEDIT_CACHE", Path.home() / ".cache" / "genedit"))
     return root / "default-model"
+
+
+def _say_if_reference(model) -> None:
+    """Tell whether this default model is the one README's figures and the shipped circuit come from."""
+    from circuits import Circuit, shipped_circuit_path
+
+    reference = Circuit.load(shipped_circuit_path()).fingerprint
+    if model.fingerprint() == reference:
+        print(f"model {reference}: the reference default model (README's figures and circuits/default/ come from it)")
+    else:
+        print(f"model {model.fingerprint()} differs from the reference default model {reference} (README's figures come from that one): "
+              "it was trained with other settings, by another genedit version, or on hardware that rounds differently")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -141,15 +172,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     collection = load_collection("default")
     model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
     if not (model_dir / "config.json").exists() or args.retrain:
-        print(f"training the default model on {len(collection.documents)} documents ({args.minutes:g} minutes budget) ...", flush=True)
+        cap = f", capped at {args.minutes:g} minutes" if args.minutes else ""
+        print(f"training the default model on {len(collection.documents)} documents (at most {args.epochs} epochs{cap}) ...", flush=True)
         model = base_model("minilm")
-        result = train(model, collection, TrainConfig(minutes=args.minutes))
+        result = train(model, collection, TrainConfig(minutes=args.minutes, max_epochs=args.epochs))
         model.meta["name"] = "genir-pydocs"
         model.save(model_dir, overwrite=True)
         print(f"trained in {result.seconds:.0f}s (best epoch {result.best_epoch}); saved to {model_dir}")
     else:
         print(f"reusing the trained default model in {model_dir} (--retrain to train again)")
         model = GenIRModel.load(model_dir)
+    _say_if_reference(model)
     rows = []
     _, result, seconds = _evaluate_model(model, collection, "test")
     rows.append(Row("genedit GenIR (ours)", result.aggregate, seconds))
@@ -173,8 +206,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the genedit command."""
+    from genedit.train.trainer import TrainConfig
+
     p = argparse.ArgumentParser(prog="genedit", description="Edit the corpus of a generative retrieval model without retraining it.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = p.add_subparsers(dest="command", required=True)
@@ -183,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="BEIR folder, 'default', or irds:<id>")
     t.add_argument("--out", required=True, help="model directory to write (must not exist or be empty)")
     t.add_argument("--base", default="minilm", help="'minilm' (offline default), 'tiny-t5|tiny-bart|tiny-bert2bert', or an HF t5/bart id")
-    t.add_argument("--minutes", type=float, default=9.0, help="wall-clock budget")
+    t.add_argument("--epochs", type=_positive_int, default=TrainConfig.max_epochs, help="epoch bound (early stopping on dev may end sooner)")
+    t.add_argument("--minutes", type=_positive_float, help="optional wall-clock cap; a capped run is not reproducible")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--overwrite", action="store_true")
     t.set_defaults(func=cmd_train)
@@ -208,12 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--data", required=True)
     lo.add_argument("--out", required=True, help="circuit JSON to write")
     lo.add_argument("--plots", help="folder for heatmaps and summary.md")
-    lo.add_argument("--queries", type=int, default=500)
-    lo.add_argument("--split", default="train")
+    lo.add_argument("--queries", type=_positive_int, help="queries to analyse (default 500)")
+    lo.add_argument("--split", help="query split (default train)")
+    lo.add_argument("--compare", metavar="CIRCUIT", help="repeat this circuit's localization (its settings) and exit 1 if any field but wall times differs")
     lo.set_defaults(func=cmd_localize)
 
     d = sub.add_parser("demo", help="train (or reuse) the default model, compare with baselines, localize")
-    d.add_argument("--minutes", type=float, default=9.0)
+    d.add_argument("--epochs", type=_positive_int, default=TrainConfig.max_epochs, help="epoch bound of the default model's training")
+    d.add_argument("--minutes", type=_positive_float, help="optional wall-clock cap on training (not reproducible)")
     d.add_argument("--retrain", action="store_true")
     d.add_argument("--model-dir", help=f"where the default model is cached (default {default_model_dir()})")
     d.add_argument("--json")

@@ -17,7 +17,7 @@ def beir_dir(tmp_path_factory):
 
 def test_train_then_eval_writes_measures(beir_dir, tmp_path, capsys):
     out = tmp_path / "model"
-    assert main(["train", "--data", str(beir_dir), "--out", str(out), "--base", "tiny-t5", "--minutes", "0.5"]) == 0
+    assert main(["train", "--data", str(beir_dir), "--out", str(out), "--base", "tiny-t5", "--epochs", "3"]) == 0
     assert (out / "model.safetensors").exists() and (out / "docids.json").exists()
     js = tmp_path / "m.json"
     run = tmp_path / "run.trec"
@@ -32,7 +32,7 @@ def test_train_refuses_existing_output(beir_dir, tmp_path, capsys):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "x").write_text("keep")
-    assert main(["train", "--data", str(beir_dir), "--out", str(out), "--base", "tiny-t5", "--minutes", "0.1"]) == 2
+    assert main(["train", "--data", str(beir_dir), "--out", str(out), "--base", "tiny-t5", "--epochs", "1"]) == 2
     assert "not empty" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["x"]
 
@@ -58,3 +58,39 @@ def test_tfidf_baseline(beir_dir, tmp_path, capsys):
     js = tmp_path / "b.json"
     assert main(["baseline", "tfidf", "--data", str(beir_dir), "--json", str(js)]) == 0
     assert json.loads(js.read_text())["hits@10"] > 0.5  # synthetic queries share key words with their document
+
+
+def test_localize_compare_reports_identical_then_differences(beir_dir, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "--data", str(beir_dir), "--out", str(model), "--base", "tiny-bart", "--epochs", "2"]) == 0
+    first = tmp_path / "first.json"
+    args = ["localize", "--model", str(model), "--data", str(beir_dir)]
+    assert main([*args, "--queries", "16", "--out", str(first)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "again.json"), "--compare", str(first)]) == 0
+    assert "identical to" in capsys.readouterr().out
+    data = json.loads(first.read_text())
+    data["effects"][0]["lost_top1"] += 0.25
+    first.write_text(json.dumps(data))
+    assert main([*args, "--out", str(tmp_path / "third.json"), "--compare", str(first)]) == 1
+    assert "effects[0].lost_top1" in capsys.readouterr().err
+
+
+def test_localize_with_a_bad_reference_fails_before_writing(beir_dir, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "--data", str(beir_dir), "--out", str(model), "--base", "tiny-t5", "--epochs", "1"]) == 0
+    out = tmp_path / "c.json"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["localize", "--model", str(model), "--data", str(beir_dir), "--out", str(out), "--compare", str(bad)]) == 2
+    assert "genedit: error" in capsys.readouterr().err and not out.exists()
+    assert main(["localize", "--model", str(model), "--data", str(beir_dir), "--out", str(out), "--compare", str(tmp_path / "missing.json")]) == 2
+    assert not out.exists()
+    assert main(["localize", "--model", str(model), "--data", str(beir_dir), "--out", str(out), "--compare", str(bad), "--queries", "4"]) == 2
+    assert "drop --queries" in capsys.readouterr().err and not out.exists()
+
+
+def test_epochs_must_be_positive(beir_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(beir_dir), "--out", str(tmp_path / "m"), "--epochs", "0"])
+    assert exc.value.code == 2 and "positive integer" in capsys.readouterr().err

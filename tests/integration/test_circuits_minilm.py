@@ -1,6 +1,7 @@
 """Circuits on the real MiniLM BERT2BERT architecture (embedded weights, default corpus): parity and a small run.
 
-Set GENEDIT_CIRCUIT_MODEL to a trained model directory to also localize that model on 64 test queries.
+Set GENEDIT_CIRCUIT_MODEL to the default model trained by `genedit demo` (deterministic, ~9 minutes) to also
+localize it and check that the shipped circuit in circuits/default/ is exactly what localization regenerates.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from circuits.artifact import Circuit, shipped_circuit_path
 from circuits.localize import LocalizeConfig, localize
 from circuits.patching import PatchSource, capture, run_patched
+from circuits.reference import hook_patched
 from circuits.report import write_report
 from circuits.runner import Runner
 from genedit.data import load_collection
@@ -45,24 +48,8 @@ def test_patching_parity_on_minilm(minilm: GenIRModel) -> None:
     repl = PatchSource.rolled(len(texts)).replacement(acts, torch.arange(len(texts)))
     sites = [Site(0, "mlp"), Site(3, "cross_attn"), Site(5, "cross_attn", 7), Site(4, "self_attn", 11), Site(5, "mlp")]
     patched = run_patched(runner, runner.cross_kv(enc), [[s] for s in sites], repl)
-    cmap = minilm.cmap
     for i, site in enumerate(sites):
-        value = repl.site(site, cmap.d_head)
-        module = cmap.module(minilm.hf, site.component, site.layer)
-        if site.head is None:
-            handle = module.register_forward_hook(lambda m, a, o, v=value: torch.cat([v.unsqueeze(1), o[:, 1:]], 1))
-        else:
-            def pre(m: torch.nn.Module, args: tuple, v: torch.Tensor = value, h: int = site.head) -> tuple:
-                x = args[0].clone()
-                cmap.heads(x)[:, 0, h] = v
-                return (x, *args[1:])
-
-            handle = module.register_forward_pre_hook(pre)
-        try:
-            with torch.no_grad():
-                ref = minilm.scorer(enc.hidden, enc.mask)
-        finally:
-            handle.remove()
+        ref = hook_patched(minilm, enc.hidden, enc.mask, {site: repl.site(site, minilm.cmap.d_head)})
         torch.testing.assert_close(patched[i], ref, atol=1e-4, rtol=0, msg=lambda m, s=site: f"{s}: {m}")
 
 
@@ -76,11 +63,23 @@ def test_localize_runs_on_minilm(minilm: GenIRModel, tmp_path: Path) -> None:
     assert len(write_report(circuit, tmp_path)) == 4
 
 
-@pytest.mark.skipif(not os.environ.get("GENEDIT_CIRCUIT_MODEL"), reason="set GENEDIT_CIRCUIT_MODEL to a trained model directory")
-def test_localize_trained_model(tmp_path: Path) -> None:
+needs_trained = pytest.mark.skipif(not os.environ.get("GENEDIT_CIRCUIT_MODEL"), reason="set GENEDIT_CIRCUIT_MODEL to the model `genedit demo` trains")
+
+
+@needs_trained
+def test_shipped_circuit_is_what_localize_regenerates() -> None:
     model = GenIRModel.load(os.environ["GENEDIT_CIRCUIT_MODEL"])
-    circuit = localize(model, load_collection("default"), LocalizeConfig(n_queries=64, lens_queries=8))
-    assert circuit.clean.hits1 > 0
+    shipped = Circuit.load(shipped_circuit_path())
+    assert model.fingerprint() == shipped.fingerprint, (
+        f"model {model.fingerprint()} is not the default model {shipped.fingerprint} the shipped circuit was computed on: "
+        "default training (`genedit demo --retrain`, no --minutes cap) did not reproduce it on this machine"
+    )
+    circuit = localize(model, load_collection("default"), LocalizeConfig.matching(shipped.settings))
+    assert circuit.differences(shipped) == []
     assert circuit.minimal is not None and circuit.minimal.met
-    stages = circuit.stages.priming + circuit.stages.bridging + circuit.stages.interaction
-    assert stages == list(range(model.cmap.n_layers))
+    assert circuit.stages.priming + circuit.stages.bridging + circuit.stages.interaction == list(range(model.cmap.n_layers))
+
+
+def test_minilm_base_is_seeded() -> None:
+    """The fresh decoder weights (cross-attention, prediction head) depend on the seed only: training can reproduce."""
+    assert base_model("minilm").fingerprint() == base_model("minilm", seed=0).fingerprint() != base_model("minilm", seed=1).fingerprint()

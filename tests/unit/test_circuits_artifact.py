@@ -117,3 +117,26 @@ def test_encoder_swap_checks_compatibility(model: GenIRModel, collection: Collec
     wide = tiny_model("bert2bert", collection.doc_ids, TinySpec(n_layers=3, d_model=48, n_heads=4))
     with pytest.raises(SwapError, match="widths differ"):
         encoder_swap(model, wide, texts, relevant)
+
+
+def test_settings_repeat_the_localization(circuit: Circuit, model: GenIRModel, collection: Collection) -> None:
+    """`LocalizeConfig.matching(settings)` regenerates the artifact (other batch sizes: batching changes nothing)."""
+    config = LocalizeConfig.matching(circuit.settings)
+    assert (config.batch_size, config.max_rows) != (8, 128) and config.stage_rule.min_effect == 0.0
+    assert localize(model, collection, config).differences(circuit) == []
+
+
+def test_differences_name_the_changed_fields(circuit: Circuit) -> None:
+    other = copy.deepcopy(circuit)
+    other.timings.total += 100.0  # wall times never count
+    other.effects[3].lost_top1 += 0.5
+    other.interaction_mlps = [*other.interaction_mlps, 99]
+    other.fingerprint = "0" * 16
+    diff = circuit.differences(other)
+    assert any(d.startswith("effects[3].lost_top1:") for d in diff)
+    assert any(d.startswith("interaction_mlps:") for d in diff)
+    assert any(d.startswith("fingerprint:") for d in diff)
+    assert not any(d.startswith("timings") for d in diff)
+    other = copy.deepcopy(circuit)
+    other.clean.logprob *= 1 + 1e-9  # float noise within tolerance
+    assert circuit.differences(other) == []

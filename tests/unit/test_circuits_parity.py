@@ -8,9 +8,10 @@ import torch
 from circuits.attribution import gradients, spearman
 from circuits.metrics import metric_value
 from circuits.patching import Activations, CleanRun, PatchSource, capture, evaluate_patches, run_patched
-from circuits.runner import ATTENTION, Runner
+from circuits.reference import hook_capture, hook_patched
+from circuits.runner import Runner
 from genedit.model.build import TinySpec, tiny_model
-from genedit.model.components import COMPONENTS, Site
+from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 
 ARCHS = ("t5", "bart", "bert2bert")
@@ -21,56 +22,6 @@ N_DOCS = 12
 @pytest.fixture(scope="module", params=ARCHS)
 def model(request: pytest.FixtureRequest) -> GenIRModel:
     return tiny_model(request.param, [f"d{i}" for i in range(N_DOCS)], TinySpec(n_layers=3, seed=1))
-
-
-def _hook_capture(model: GenIRModel, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[Activations, torch.Tensor]:
-    """Clean activations through forward hooks on cmap.module(model.hf, ...), no nnsight, no K/V cache."""
-    cmap = model.cmap
-    outs: dict[tuple[int, str], torch.Tensor] = {}
-    ins: dict[tuple[int, str], torch.Tensor] = {}
-    handles = []
-    for layer in range(cmap.n_layers):
-        for comp in COMPONENTS:
-            def hook(mod: torch.nn.Module, args: tuple, out: torch.Tensor, key: tuple[int, str] = (layer, comp)) -> None:
-                ins[key] = args[0][:, 0].detach().clone()
-                outs[key] = out[:, 0].detach().clone()
-
-            handles.append(cmap.module(model.hf, comp, layer).register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            logits = model.scorer(hidden, mask)
-    finally:
-        for h in handles:
-            h.remove()
-    L = cmap.n_layers
-    out = torch.stack([outs[(layer, c)] for layer in range(L) for c in COMPONENTS]).view(L, len(COMPONENTS), *logits.shape[:1], -1)
-    head_in = torch.stack([ins[(layer, c)] for layer in range(L) for c in ATTENTION]).view(L, len(ATTENTION), *logits.shape[:1], -1)
-    return Activations(out, head_in), logits
-
-
-def _hook_patched(model: GenIRModel, hidden: torch.Tensor, mask: torch.Tensor, site: Site, value: torch.Tensor) -> torch.Tensor:
-    """Docid logits with one site's position-0 activation replaced by `value` [B, width], via a torch hook."""
-    cmap = model.cmap
-    module = cmap.module(model.hf, site.component, site.layer)
-    if site.head is None:
-        def out_hook(mod: torch.nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
-            out = out.clone()
-            out[:, 0] = value
-            return out
-
-        handle = module.register_forward_hook(out_hook)
-    else:
-        def pre_hook(mod: torch.nn.Module, args: tuple) -> tuple:
-            x = args[0].clone()
-            cmap.heads(x)[:, 0, site.head] = value
-            return (x, *args[1:])
-
-        handle = module.register_forward_pre_hook(pre_hook)
-    try:
-        with torch.no_grad():
-            return model.scorer(hidden, mask)
-    finally:
-        handle.remove()
 
 
 def _replacement(mode: str, clean: Activations) -> Activations:
@@ -86,7 +37,7 @@ def test_capture_matches_hooks(model: GenIRModel) -> None:
     enc = model.encode(QUERIES)
     runner = Runner(model)
     acts, logits = capture(runner, runner.cross_kv(enc))
-    ref_acts, ref_logits = _hook_capture(model, enc.hidden, enc.mask)
+    ref_acts, ref_logits = hook_capture(model, enc.hidden, enc.mask)
     torch.testing.assert_close(logits, ref_logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(acts.out, ref_acts.out, atol=1e-5, rtol=0)
     torch.testing.assert_close(acts.head_in, ref_acts.head_in, atol=1e-5, rtol=0)
@@ -96,7 +47,7 @@ def test_capture_matches_hooks(model: GenIRModel) -> None:
 def test_patching_matches_hooks(model: GenIRModel, mode: str) -> None:
     enc = model.encode(QUERIES)
     runner = Runner(model)
-    clean, _ = _hook_capture(model, enc.hidden, enc.mask)
+    clean, _ = hook_capture(model, enc.hidden, enc.mask)
     repl = _replacement(mode, clean)
     sites = model.cmap.sites(heads=True)
     patched = run_patched(runner, runner.cross_kv(enc), [[s] for s in sites], repl)  # one forward, all sites
@@ -104,7 +55,7 @@ def test_patching_matches_hooks(model: GenIRModel, mode: str) -> None:
     clean_logits = model.scores(enc)
     changed = 0
     for i, site in enumerate(sites):
-        ref = _hook_patched(model, enc.hidden, enc.mask, site, repl.site(site, model.cmap.d_head))
+        ref = hook_patched(model, enc.hidden, enc.mask, {site: repl.site(site, model.cmap.d_head)})
         torch.testing.assert_close(patched[i], ref, atol=1e-5, rtol=0, msg=lambda m, s=site: f"{s} ({mode}): {m}")
         changed += int((ref - clean_logits).abs().max() > 1e-4)
     assert changed >= len(sites) // 2  # the comparison is not vacuous
@@ -114,30 +65,11 @@ def test_multi_site_patch_matches_nested_hooks(model: GenIRModel) -> None:
     """A copy patching several sites at once equals all the hooks at once (used by the minimal circuit search)."""
     enc = model.encode(QUERIES)
     runner = Runner(model)
-    clean, _ = _hook_capture(model, enc.hidden, enc.mask)
+    clean, _ = hook_capture(model, enc.hidden, enc.mask)
     repl = _replacement("mean", clean)
     group = [Site(0, "mlp"), Site(1, "cross_attn", 1), Site(2, "self_attn")]
     patched = run_patched(runner, runner.cross_kv(enc), [group, []], repl)
-    cmap = model.cmap
-    handles = []
-    for site in group:
-        value = repl.site(site, cmap.d_head)
-        module = cmap.module(model.hf, site.component, site.layer)
-        if site.head is None:
-            handles.append(module.register_forward_hook(lambda m, a, o, v=value: torch.cat([v.unsqueeze(1), o[:, 1:]], 1)))
-        else:
-            def pre(m: torch.nn.Module, args: tuple, v: torch.Tensor = value, h: int = site.head) -> tuple:
-                x = args[0].clone()
-                cmap.heads(x)[:, 0, h] = v
-                return (x, *args[1:])
-
-            handles.append(module.register_forward_pre_hook(pre))
-    try:
-        with torch.no_grad():
-            ref = model.scorer(enc.hidden, enc.mask)
-    finally:
-        for h in handles:
-            h.remove()
+    ref = hook_patched(model, enc.hidden, enc.mask, {site: repl.site(site, model.cmap.d_head) for site in group})
     torch.testing.assert_close(patched[0], ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(patched[1], model.scores(enc), atol=1e-5, rtol=0)
 

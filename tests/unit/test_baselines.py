@@ -161,3 +161,12 @@ def test_dense_truncates_to_max_length(dense):
     emb_cut = dense.encode([" ".join(["word"] * 254)])  # 254 words + [CLS] + [SEP] = 256 tokens
     assert emb_long.shape == (1, 384)
     np.testing.assert_allclose(emb_long, emb_cut, atol=1e-5)
+
+
+def test_length_sorted_batches_keep_input_order(dense):
+    """Embeddings come back in input order and equal unpadded one-text-at-a-time embeddings."""
+    texts = ["a much longer text about baking bread in a hot oven for an hour", "cat", "dogs bark", "", "x y z w v u t s"]
+    batched = sentence_embeddings(dense.encoder, dense.tokenizer, texts, batch_size=3)
+    single = torch.cat([sentence_embeddings(dense.encoder, dense.tokenizer, [t], batch_size=1) for t in texts])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+    assert sentence_embeddings(dense.encoder, dense.tokenizer, []).shape == (0, single.shape[1])

@@ -131,3 +131,30 @@ def test_base_models_are_seeded_and_leave_the_callers_random_state_alone():
     assert torch.equal(torch.rand(3), expected)
     assert a.fingerprint() == base_model("tiny-bart", seed=3).fingerprint()
     assert a.fingerprint() != base_model("tiny-bart", seed=4).fingerprint()
+
+
+def test_plain_hf_checkpoint_loads_with_added_tokens_as_docids(tmp_path):
+    """A published atomic-docid checkpoint (HF files only, no genedit metadata) loads as it is: the path hub ids take."""
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    from genedit.model.pretrained import minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    docids = ["@DOC_7@", "@DOC_3@", "@DOC_9@"]
+    tokenizer.add_tokens(docids)
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4, pad_token_id=tokenizer.pad_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    hf = T5ForConditionalGeneration(cfg).eval()
+    hf.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    model = GenIRModel.load(tmp_path)
+    assert model.docids == docids  # in token-id order
+    enc = model.encode(["find the third document"])
+    with torch.no_grad():
+        full = hf(input_ids=tokenizer(["find the third document"], return_tensors="pt").input_ids, decoder_input_ids=torch.tensor([[tokenizer.pad_token_id]])).logits[0, 0]
+    rows = tokenizer.convert_tokens_to_ids(docids)
+    torch.testing.assert_close(model.scores(enc)[0], full[rows], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="no added"):
+        AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(tmp_path / "plain")
+        hf.save_pretrained(tmp_path / "plain")
+        GenIRModel.load(tmp_path / "plain")

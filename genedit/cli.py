@@ -41,19 +41,24 @@ def _write_json(path: str | None, payload: object) -> None:
     tmp.replace(out)
 
 
-def _check_out_dir(path: str, overwrite: bool) -> None:
-    p = Path(path)
-    if p.exists() and (not p.is_dir() or any(p.iterdir())) and not overwrite:
-        raise FileExistsError(f"{p} exists and is not empty; choose another --out or pass --overwrite")
+def _check_output_file(path: str) -> None:
+    """Fail before any long computation if `path` cannot be written as a file."""
+    out = Path(path)
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a directory; give a file path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise PermissionError(f"{out.parent} is not writable")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a GenIR model on a collection and save it."""
     from genedit.data import load_collection
     from genedit.model.build import base_model
+    from genedit.model.genir import check_writable_model_dir
     from genedit.train.trainer import TrainConfig, train
 
-    _check_out_dir(args.out, args.overwrite)
+    check_writable_model_dir(args.out, overwrite=args.overwrite)  # before training, not after
     collection = load_collection(args.data)
     model = base_model(args.base, seed=args.seed)
     result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
@@ -115,6 +120,9 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from genedit.data import load_collection
     from genedit.model.genir import GenIRModel
 
+    _check_output_file(args.out)
+    if args.plots:
+        _check_output_file(str(Path(args.plots) / "summary.md"))
     model = GenIRModel.load(args.model)
     collection = load_collection(args.data)
     if args.compare:
@@ -166,12 +174,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from genedit.baselines import run_baseline
     from genedit.data import load_collection
     from genedit.model.build import base_model
-    from genedit.model.genir import GenIRModel
+    from genedit.model.genir import GenIRModel, check_writable_model_dir, is_model_dir
     from genedit.train.trainer import TrainConfig, train
 
     collection = load_collection("default")
     model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
-    if not (model_dir / "config.json").exists() or args.retrain:
+    if not is_model_dir(model_dir) or args.retrain:
+        check_writable_model_dir(model_dir, overwrite=True)  # never replace a folder that is not a genedit model
         cap = f", capped at {args.minutes:g} minutes" if args.minutes else ""
         print(f"training the default model on {len(collection.documents)} documents (at most {args.epochs} epochs{cap}) ...", flush=True)
         model = base_model("minilm")

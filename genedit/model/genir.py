@@ -265,8 +265,7 @@ class GenIRModel:
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write weights (safetensors), config, tokenizer and docids to a directory, atomically."""
         path = Path(path)
-        if path.exists() and any(path.iterdir()) and not overwrite:
-            raise FileExistsError(f"{path} exists and is not empty; choose another directory or pass overwrite")
+        check_writable_model_dir(path, overwrite=overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
@@ -311,6 +310,28 @@ class GenIRModel:
             model.to(device)
         hf.eval()
         return model
+
+
+def is_model_dir(path: str | Path) -> bool:
+    """Whether `path` holds a model genedit saved (its metadata and docids files next to the weights)."""
+    path = Path(path)
+    return (path / META_FILE).is_file() and (path / DOCIDS_FILE).is_file() and (path / "config.json").is_file()
+
+
+def check_writable_model_dir(path: str | Path, *, overwrite: bool = False) -> None:
+    """Raise FileExistsError unless a model may be saved to `path`: absent, empty, or (with overwrite) a genedit model.
+
+    Overwriting replaces the whole directory, so it is refused for anything but a model genedit saved there.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a directory")
+    if not path.exists() or not any(path.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{path} exists and is not empty; choose another directory or pass overwrite")
+    if not is_model_dir(path):
+        raise FileExistsError(f"{path} is not empty and is not a genedit model directory; refusing to replace it")
 
 
 def _added_docid_tokens(tokenizer) -> list[str]:

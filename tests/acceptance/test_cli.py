@@ -94,3 +94,22 @@ def test_epochs_must_be_positive(beir_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--data", str(beir_dir), "--out", str(tmp_path / "m"), "--epochs", "0"])
     assert exc.value.code == 2 and "positive integer" in capsys.readouterr().err
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_model(beir_dir, tmp_path, capsys):
+    """--overwrite replaces an earlier model, never a user's folder (the check runs before training)."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    assert main(["train", "--data", str(beir_dir), "--out", str(folder), "--base", "tiny-t5", "--epochs", "1", "--overwrite"]) == 2
+    assert "not a genedit model directory" in capsys.readouterr().err
+    assert main(["demo", "--model-dir", str(folder), "--no-localize"]) == 2
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"] and (folder / "keep.txt").read_text() == "mine"
+    model = tmp_path / "model"
+    assert main(["train", "--data", str(beir_dir), "--out", str(model), "--base", "tiny-t5", "--epochs", "1"]) == 0
+    assert main(["train", "--data", str(beir_dir), "--out", str(model), "--base", "tiny-t5", "--epochs", "1", "--overwrite"]) == 0
+
+
+def test_localize_refuses_an_unwritable_output_before_working(beir_dir, tmp_path, capsys):
+    assert main(["localize", "--model", str(tmp_path / "absent"), "--data", str(beir_dir), "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err

@@ -158,3 +158,16 @@ def test_plain_hf_checkpoint_loads_with_added_tokens_as_docids(tmp_path):
         AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(tmp_path / "plain")
         hf.save_pretrained(tmp_path / "plain")
         GenIRModel.load(tmp_path / "plain")
+
+
+def test_save_overwrite_only_replaces_a_genedit_model(tmp_path):
+    m = tiny_model("t5", ["a"])
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "data.csv").write_text("1,2")
+    with pytest.raises(FileExistsError, match="not a genedit model directory"):
+        m.save(user, overwrite=True)
+    assert [p.name for p in user.iterdir()] == ["data.csv"]
+    first = m.save(tmp_path / "model")
+    m.save(first, overwrite=True)
+    assert GenIRModel.load(first).docids == ["a"]

@@ -170,7 +170,10 @@ class Circuit:
         version = data.get("schema_version")
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise ValueError(f"circuit schema version {version} is newer than this genedit supports ({SCHEMA_VERSION}); upgrade genedit")
-        return _build(cls, data)
+        try:
+            return _build(cls, data)
+        except (TypeError, AttributeError, KeyError, IndexError) as exc:
+            raise ValueError(f"malformed circuit artifact: {exc}") from None
 
     @classmethod
     def load(cls, path: str | Path, model: Any = None) -> "Circuit":
@@ -180,7 +183,10 @@ class Circuit:
             text = path.read_text()
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no circuit artifact there") from None
-        circuit = cls.from_json(text)
+        try:
+            circuit = cls.from_json(text)
+        except ValueError as exc:  # also invalid JSON
+            raise ValueError(f"{path}: {exc}") from None
         if model is not None:
             circuit.check_model(model)
         return circuit
@@ -244,6 +250,12 @@ def _build(tp: Any, value: Any) -> Any:
     if value is None:
         return float("nan") if tp is float else None
     if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise TypeError(f"{tp.__name__}: expected an object, got {type(value).__name__}")
+        required = [f.name for f in dataclasses.fields(tp) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in value]
+        if missing:
+            raise TypeError(f"{tp.__name__} lacks {', '.join(missing)}")
         hints = typing.get_type_hints(tp)
         kwargs = {f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(tp) if f.name in value}
         return tp(**kwargs)

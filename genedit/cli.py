@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     from genedit.data.types import DataError
 
     try:
+        for name in ("json", "run"):  # output files: fail before the work, not after
+            if getattr(args, name, None):
+                _check_output_file(getattr(args, name))
         return args.func(args)
     except (DataError, ValueError, KeyError, FileNotFoundError, FileExistsError, OSError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -113,3 +113,8 @@ def test_overwrite_never_replaces_a_folder_that_is_not_a_model(beir_dir, tmp_pat
 def test_localize_refuses_an_unwritable_output_before_working(beir_dir, tmp_path, capsys):
     assert main(["localize", "--model", str(tmp_path / "absent"), "--data", str(beir_dir), "--out", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_output_files_are_checked_before_the_work(beir_dir, tmp_path, capsys):
+    assert main(["baseline", "tfidf", "--data", str(beir_dir), "--json", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err

@@ -140,3 +140,24 @@ def test_differences_name_the_changed_fields(circuit: Circuit) -> None:
     other = copy.deepcopy(circuit)
     other.clean.logprob *= 1 + 1e-9  # float noise within tolerance
     assert circuit.differences(other) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"schema": "genedit.circuit", "schema_version": 1}', "Circuit lacks fingerprint"),
+        ("{not json", "Expecting property name"),
+        ("[1, 2]", "not a genedit circuit artifact"),
+    ],
+)
+def test_malformed_artifacts_get_a_clear_error_naming_the_file(circuit: Circuit, tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as exc:
+        Circuit.load(path)
+    assert str(path) in str(exc.value)
+    data = json.loads(circuit.to_json())
+    data["clean"] = "oops"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="PatchStats: expected an object"):
+        Circuit.load(path)

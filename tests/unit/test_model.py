@@ -171,3 +171,12 @@ def test_save_overwrite_only_replaces_a_genedit_model(tmp_path):
     first = m.save(tmp_path / "model")
     m.save(first, overwrite=True)
     assert GenIRModel.load(first).docids == ["a"]
+
+
+def test_top_level_load_is_the_documented_entry_point(tmp_path):
+    import genedit
+
+    path = tiny_model("bart", ["a", "b"]).save(tmp_path / "m")
+    assert isinstance(genedit.load(path), genedit.GenIRModel) and genedit.load(path).docids == ["a", "b"]
+    with pytest.raises(AttributeError):
+        genedit.no_such_thing  # noqa: B018

@@ -98,7 +98,9 @@ def _sentences(text: str, limit: int) -> list[str]:
 
 
 def _truncate(tokenizer, text: str, n_tokens: int) -> str:
-    return tokenizer.convert_tokens_to_string(tokenizer.tokenize(text)[:n_tokens])
+    # truncating while encoding (not tokenize()[:n]) avoids the tokenizer's "longer than the maximum" warning
+    ids = tokenizer(text, truncation=True, max_length=n_tokens, add_special_tokens=False)["input_ids"]
+    return tokenizer.convert_tokens_to_string(tokenizer.convert_ids_to_tokens(ids))
 
 
 def indexing_texts(model: GenIRModel, docs: Sequence[Document], n_tokens: int) -> list[str]:

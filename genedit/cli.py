@@ -11,6 +11,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from genedit.model.genir import GenIRModel
 
 @dataclass
 class Row:
@@ -43,12 +47,12 @@ def _write_json(path: str | None, payload: object) -> None:
 
 def _check_output_file(path: str) -> None:
     """Fail before any long computation if `path` cannot be written as a file."""
-    out = Path(path)
+    out = Path(path).absolute()
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a directory; give a file path")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(out.parent, os.W_OK):
-        raise PermissionError(f"{out.parent} is not writable")
+    existing = next(p for p in out.parents if p.exists())  # nothing is created here: a failed run leaves no trace
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise PermissionError(f"cannot write {out}: {existing} is not a writable directory")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -157,7 +161,7 @@ def default_model_dir() -> Path:
     return root / "default-model"
 
 
-def _say_if_reference(model) -> None:
+def _say_if_reference(model: GenIRModel) -> None:
     """Tell whether this default model is the one README's figures and the shipped circuit come from."""
     from circuits import Circuit, shipped_circuit_path
 

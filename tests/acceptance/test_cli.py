@@ -118,3 +118,13 @@ def test_localize_refuses_an_unwritable_output_before_working(beir_dir, tmp_path
 def test_output_files_are_checked_before_the_work(beir_dir, tmp_path, capsys):
     assert main(["baseline", "tfidf", "--data", str(beir_dir), "--json", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_a_failed_command_creates_no_output_folders(beir_dir, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "c.json"
+    assert main(["localize", "--model", str(tmp_path / "absent"), "--data", str(beir_dir), "--out", str(out)]) == 2
+    assert not (tmp_path / "new").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["baseline", "tfidf", "--data", str(beir_dir), "--json", str(blocker / "m.json")]) == 2
+    assert "not a writable directory" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration
 from genedit.data.types import Query
 from genedit.eval.types import Run
 from genedit.model.components import ComponentMap, component_map
+from genedit.model.pretrained import length_sorted
 
 log = logging.getLogger(__name__)
 
@@ -210,18 +211,16 @@ class GenIRModel:
         self.hf.eval()
         encoder = self.hf.get_encoder()
         parts: list[Encoded] = []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
-        for start in tqdm(range(0, len(texts), batch_size), desc="encode", disable=not progress, leave=False):
-            chunk = [texts[i] for i in order[start : start + batch_size]]
-            batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=max_length or self.max_query_length, return_tensors="pt").to(self.device)
+        batches, restore = length_sorted([len(t) for t in texts], batch_size)  # similar lengths per batch: less padding
+        for index in tqdm(batches, desc="encode", disable=not progress, leave=False):
+            batch = self.tokenizer([texts[i] for i in index], padding=True, truncation=True, max_length=max_length or self.max_query_length, return_tensors="pt").to(self.device)
             hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             parts.append(Encoded(hidden, batch["attention_mask"]))
         if not parts:
             raise ValueError("no texts to encode")
         merged = Encoded.cat(parts)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(len(order))
-        return Encoded(merged.hidden[inverse.to(merged.hidden.device)], merged.mask[inverse.to(merged.mask.device)])
+        restore = restore.to(merged.hidden.device)
+        return Encoded(merged.hidden[restore], merged.mask[restore])
 
     @torch.no_grad()
     def scores(self, encoded: Encoded, *, batch_size: int = 256) -> torch.Tensor:

@@ -166,10 +166,11 @@ def _say_if_reference(model: GenIRModel) -> None:
     from circuits import Circuit, shipped_circuit_path
 
     reference = Circuit.load(shipped_circuit_path()).fingerprint
-    if model.fingerprint() == reference:
+    fingerprint = model.fingerprint()  # hashes every weight: once
+    if fingerprint == reference:
         print(f"model {reference}: the reference default model (README's figures and circuits/default/ come from it)")
     else:
-        print(f"model {model.fingerprint()} differs from the reference default model {reference} (README's figures come from that one): "
+        print(f"model {fingerprint} differs from the reference default model {reference} (README's figures come from that one): "
               "it was trained with other settings, by another genedit version, or on hardware that rounds differently")
 
 
@@ -283,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model-dir", help=f"where the default model is cached (default {default_model_dir()})")
     d.add_argument("--json")
     d.add_argument("--out", help="folder for the circuit and its report")
-    d.add_argument("--queries", type=int, default=500)
+    d.add_argument("--queries", type=_positive_int, default=500)
     d.add_argument("--no-localize", action="store_true")
     d.set_defaults(func=cmd_demo)
     return p

@@ -154,9 +154,9 @@ def test_plain_hf_checkpoint_loads_with_added_tokens_as_docids(tmp_path):
         full = hf(input_ids=tokenizer(["find the third document"], return_tensors="pt").input_ids, decoder_input_ids=torch.tensor([[tokenizer.pad_token_id]])).logits[0, 0]
     rows = tokenizer.convert_tokens_to_ids(docids)
     torch.testing.assert_close(model.scores(enc)[0], full[rows], atol=1e-5, rtol=0)
+    AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(tmp_path / "plain")
+    hf.save_pretrained(tmp_path / "plain")
     with pytest.raises(ValueError, match="no added"):
-        AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(tmp_path / "plain")
-        hf.save_pretrained(tmp_path / "plain")
         GenIRModel.load(tmp_path / "plain")
 
 

@@ -1,4 +1,4 @@
-"""Command line: genedit train | eval | baseline | localize | demo."""
+"""Command line: genedit train | eval | baseline | localize | demo | add | delete | update | log | rollback."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = base_model(args.base, seed=args.seed)
     result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
     model.meta["name"] = f"genir-{collection.name}"
+    model.meta["data"] = _data_spec(args.data)  # editing commands find the indexed corpus from it
     model.save(args.out, overwrite=args.overwrite)
     print(f"trained on {result.n_docs} documents, {result.n_train_queries} training queries in {result.seconds:.0f}s; best epoch {result.best_epoch}")
     print(f"dev hits@1/hits@10/mrr@10: start {result.start_dev[0]:.3f}/{result.start_dev[1]:.3f}/{result.start_dev[2]:.3f}")
@@ -76,6 +77,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"warning: the {args.minutes:g}-minute cap ended training early; without --minutes the run is reproducible", file=sys.stderr)
     print(f"saved to {args.out}")
     return 0
+
+
+def _data_spec(spec: str) -> str:
+    """A --data value that still means the same collection from another working directory."""
+    return spec if spec == "default" or spec.startswith("irds:") else str(Path(spec).resolve())
 
 
 def _evaluate_model(model, collection, split: str):
@@ -191,6 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         model = base_model("minilm")
         result = train(model, collection, TrainConfig(minutes=args.minutes, max_epochs=args.epochs))
         model.meta["name"] = "genir-pydocs"
+        model.meta["data"] = "default"
         model.save(model_dir, overwrite=True)
         print(f"trained in {result.seconds:.0f}s (best epoch {result.best_epoch}); saved to {model_dir}")
     else:
@@ -287,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--queries", type=_positive_int, default=500)
     d.add_argument("--no-localize", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    from genedit.edit.commands import add_edit_parsers
+
+    add_edit_parsers(sub)
     return p
 
 

@@ -3,8 +3,10 @@
 Every decoder component is addressed by its *output linear*:
 - its output is the component's contribution to the residual stream (before the residual add and, for the
   post-LN architectures BART and BERT, before the LayerNorm);
-- its input is, for attention, the concatenation of the heads ([..., H * d_head], see `heads`) and, for the
-  MLP, the hidden activation that feeds the output projection (the "key" of locate-then-edit methods).
+- its input is, for attention, the concatenation of the heads ([..., H * d_head] = [..., d_attn], see `heads`)
+  and, for the MLP, the hidden activation that feeds the output projection (the "key" of locate-then-edit methods).
+The residual width `d_model` and the attention width `d_attn` are equal for BART and BERT but not always for T5
+(t5-3b / t5-11b: 32 or 128 heads of d_kv 128 against d_model 1024).
 The same paths resolve on a torch module and on an nnsight Envoy wrapping it.
 """
 
@@ -57,7 +59,8 @@ class ComponentMap:
     arch: str
     n_layers: int
     n_heads: int
-    d_model: int
+    d_model: int  # residual-stream width: component outputs, readout vectors, docid rows
+    d_head: int  # width of one attention head (T5: d_kv)
     decoder_body: str  # module taking (input_ids, encoder_hidden_states, encoder_attention_mask) -> last_hidden_state
     layer: str  # decoder layer i, "{i}" placeholder; output[0] is the residual stream after the layer
     outputs: dict[Component, str]  # output linear of each component, "{i}" placeholder
@@ -70,9 +73,9 @@ class ComponentMap:
     enc_to_dec: str | None = None  # optional projection of encoder states (EncoderDecoderModel)
 
     @property
-    def d_head(self) -> int:
-        """Width of one attention head."""
-        return self.d_model // self.n_heads
+    def d_attn(self) -> int:
+        """Width of an attention output linear's input: the heads concatenated (n_heads * d_head)."""
+        return self.n_heads * self.d_head
 
     def path(self, component: Component, layer: int) -> str:
         """Dotted module path of a component's output linear in layer `layer`."""
@@ -146,6 +149,13 @@ class ComponentMap:
         return out
 
 
+def _even_heads(width: int, n_heads: int) -> int:
+    """Head width of an architecture whose heads split the residual width evenly (BART, BERT)."""
+    if width % n_heads:
+        raise ValueError(f"d_model {width} not divisible by {n_heads} heads")
+    return width // n_heads
+
+
 def _t5_map(model: nn.Module) -> ComponentMap:
     cfg = model.config
     scale = cfg.d_model**-0.5 if getattr(cfg, "scale_decoder_outputs", getattr(cfg, "tie_word_embeddings", True)) else 1.0
@@ -153,7 +163,8 @@ def _t5_map(model: nn.Module) -> ComponentMap:
         arch="t5",
         n_layers=cfg.num_decoder_layers,
         n_heads=cfg.num_heads,
-        d_model=cfg.num_heads * cfg.d_kv,
+        d_model=cfg.d_model,
+        d_head=cfg.d_kv,
         decoder_body="decoder",
         layer="decoder.block.{i}",
         outputs={
@@ -177,6 +188,7 @@ def _bart_map(model: nn.Module) -> ComponentMap:
         n_layers=cfg.decoder_layers,
         n_heads=cfg.decoder_attention_heads,
         d_model=cfg.d_model,
+        d_head=_even_heads(cfg.d_model, cfg.decoder_attention_heads),
         decoder_body="model.decoder",
         layer="model.decoder.layers.{i}",
         outputs={
@@ -200,6 +212,7 @@ def _bert2bert_map(model: nn.Module) -> ComponentMap:
         n_layers=cfg.num_hidden_layers,
         n_heads=cfg.num_attention_heads,
         d_model=cfg.hidden_size,
+        d_head=_even_heads(cfg.hidden_size, cfg.num_attention_heads),
         decoder_body="decoder.bert",
         layer="decoder.bert.encoder.layer.{i}",
         outputs={
@@ -227,10 +240,7 @@ def component_map(model: nn.Module) -> ComponentMap:
         raise ValueError(f"EncoderDecoderModel is supported with a BERT decoder only, got {model.config.decoder.model_type!r}")
     if model_type not in _BUILDERS:
         raise ValueError(f"unsupported architecture {model_type!r}; supported: t5, bart, encoder-decoder (BERT2BERT)")
-    cmap = _BUILDERS[model_type](model)
-    if cmap.d_model % cmap.n_heads:
-        raise ValueError(f"d_model {cmap.d_model} not divisible by {cmap.n_heads} heads")
-    return cmap
+    return _BUILDERS[model_type](model)
 
 
 def head_contribution(weight: torch.Tensor, head_input: torch.Tensor, cmap: ComponentMap, head: int) -> torch.Tensor:

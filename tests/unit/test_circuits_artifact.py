@@ -119,6 +119,15 @@ def test_encoder_swap_checks_compatibility(model: GenIRModel, collection: Collec
         encoder_swap(model, wide, texts, relevant)
 
 
+def test_localize_runs_on_a_t5_whose_heads_are_wider_than_its_residual(collection: Collection) -> None:
+    """t5-3b/11b have num_heads * d_kv != d_model: sweep, attribution, lens and circuit search all run."""
+    t5 = tiny_model("t5", collection.doc_ids, TinySpec(n_layers=2, d_model=32, n_heads=4, d_kv=16, seed=0))
+    config = LocalizeConfig(split="train", n_queries=8, lens_queries=4, batch_size=4, max_rows=64, stage_rule=StageRule(min_effect=0.0))
+    found = localize(t5, collection, config)
+    assert len(found.effects) == 2 * 3 + 2 * 2 * 4 and found.minimal is not None
+    assert found.attribution is not None and found.lens is not None
+
+
 def test_settings_repeat_the_localization(circuit: Circuit, model: GenIRModel, collection: Collection) -> None:
     """`LocalizeConfig.matching(settings)` regenerates the artifact (other batch sizes: batching changes nothing)."""
     config = LocalizeConfig.matching(circuit.settings)

@@ -31,6 +31,21 @@ def test_component_map_resolves_every_site(model):
         cmap.path("mlp", 3)
 
 
+def test_t5_map_keeps_the_residual_and_attention_widths_apart():
+    """t5-3b/11b: num_heads * d_kv (4096) is not d_model (1024); the map must not confuse the two."""
+    model = tiny_model("t5", DOCS, TinySpec(n_layers=2, d_model=32, n_heads=4, d_kv=16))
+    cmap = model.cmap
+    assert (cmap.d_model, cmap.d_head, cmap.d_attn) == (32, 16, 64)
+    for layer in range(cmap.n_layers):
+        for comp in ("self_attn", "cross_attn"):
+            lin = cmap.module(model.hf, comp, layer)
+            assert (lin.in_features, lin.out_features) == (cmap.d_attn, cmap.d_model)
+            assert cmap.heads(torch.zeros(2, 1, lin.in_features)).shape == (2, 1, 4, 16)
+    assert model.docid_rows().shape == (len(DOCS), cmap.d_model)
+    with pytest.raises(ValueError, match="d_kv"):
+        tiny_model("bart", DOCS, TinySpec(d_kv=16))
+
+
 def test_component_outputs_are_what_the_forward_pass_adds(model):
     """Hooks on each output linear fire once per forward with a [B, 1, D] step-0 contribution."""
     seen = {}

@@ -64,7 +64,7 @@ class ComponentMap:
     decoder_body: str  # module taking (input_ids, encoder_hidden_states, encoder_attention_mask) -> last_hidden_state
     layer: str  # decoder layer i, "{i}" placeholder; output[0] is the residual stream after the layer
     outputs: dict[Component, str]  # output linear of each component, "{i}" placeholder
-    final_norm: str | None  # applied to the residual stream before unembedding
+    final_norm: str | None  # applied to the residual stream before unembedding; None: the architecture has none
     final_norm_inside_body: bool  # True when decoder_body already applies final_norm to its output
     unembed: str  # Linear whose rows are the output vocabulary (docids included)
     logits_bias: str | None  # extra additive logits buffer (BART final_logits_bias)
@@ -110,13 +110,13 @@ class ComponentMap:
         return sum(parts) if parts else None  # type: ignore[return-value]
 
     def norm(self, root: Any) -> nn.Module | None:
-        """The final norm (or prediction-head transform) module, if any."""
+        """The final norm (or prediction-head transform) module; None only when the architecture has none."""
         if self.final_norm is None:
             return None
         try:
             return _resolve(root, self.final_norm)
-        except AttributeError:
-            return None
+        except (AttributeError, IndexError):
+            raise ValueError(f"the {self.arch} component map puts the final norm at {self.final_norm!r}, but the model has no such module") from None
 
     def readout(self, root: nn.Module, body_output: torch.Tensor) -> torch.Tensor:
         """Vector that meets the unembedding, from the decoder body's last hidden state."""
@@ -181,6 +181,11 @@ def _t5_map(model: nn.Module) -> ComponentMap:
     )
 
 
+def _bart_has_final_norm(cfg: Any) -> bool:
+    """Whether a BART config asks for a final decoder LayerNorm (mBART-style: add_final_layer_norm / normalize_before)."""
+    return bool(getattr(cfg, "add_final_layer_norm", False) or getattr(cfg, "normalize_before", False))
+
+
 def _bart_map(model: nn.Module) -> ComponentMap:
     cfg = model.config
     return ComponentMap(
@@ -196,7 +201,7 @@ def _bart_map(model: nn.Module) -> ComponentMap:
             "cross_attn": "model.decoder.layers.{i}.encoder_attn.out_proj",
             "mlp": "model.decoder.layers.{i}.fc2",
         },
-        final_norm="model.decoder.layer_norm",  # absent in BART proper, present in mBART-style configs
+        final_norm="model.decoder.layer_norm" if _bart_has_final_norm(cfg) else None,  # BART proper has none
         final_norm_inside_body=True,
         unembed="lm_head",
         logits_bias="final_logits_bias",
@@ -240,7 +245,9 @@ def component_map(model: nn.Module) -> ComponentMap:
         raise ValueError(f"EncoderDecoderModel is supported with a BERT decoder only, got {model.config.decoder.model_type!r}")
     if model_type not in _BUILDERS:
         raise ValueError(f"unsupported architecture {model_type!r}; supported: t5, bart, encoder-decoder (BERT2BERT)")
-    return _BUILDERS[model_type](model)
+    cmap = _BUILDERS[model_type](model)
+    cmap.norm(model)  # a final norm the map names but the model lacks fails here, not silently later
+    return cmap
 
 
 def head_contribution(weight: torch.Tensor, head_input: torch.Tensor, cmap: ComponentMap, head: int) -> torch.Tensor:

@@ -46,6 +46,35 @@ def test_t5_map_keeps_the_residual_and_attention_widths_apart():
         tiny_model("bart", DOCS, TinySpec(d_kv=16))
 
 
+def test_a_wrong_final_norm_path_raises_instead_of_dropping_the_norm():
+    import dataclasses
+
+    t5 = tiny_model("t5", DOCS)
+    assert t5.cmap.norm(t5.hf) is t5.hf.decoder.final_layer_norm
+    typo = dataclasses.replace(t5.cmap, final_norm="decoder.final_layr_norm")
+    with pytest.raises(ValueError, match="decoder.final_layr_norm"):
+        typo.norm(t5.hf)
+    with pytest.raises(ValueError, match="decoder.final_layr_norm"):
+        typo.lens(t5.hf, torch.zeros(1, t5.cmap.d_model))
+
+
+def test_bart_final_norm_is_absent_unless_the_config_asks_for_one():
+    """BART proper has no final decoder norm; mBART-style configs (add_final_layer_norm) have model.decoder.layer_norm."""
+    bart = tiny_model("bart", DOCS)
+    assert bart.cmap.final_norm is None and bart.cmap.norm(bart.hf) is None
+    hf = bart.hf
+    hf.config.add_final_layer_norm = True
+    try:
+        with pytest.raises(ValueError, match="model.decoder.layer_norm"):
+            component_map(hf)  # the config promises a norm the model lacks: said at once, not dropped
+        hf.model.decoder.layer_norm = torch.nn.LayerNorm(hf.config.d_model)
+        assert component_map(hf).norm(hf) is hf.model.decoder.layer_norm
+    finally:
+        del hf.config.add_final_layer_norm
+        if hasattr(hf.model.decoder, "layer_norm"):
+            del hf.model.decoder.layer_norm
+
+
 def test_component_outputs_are_what_the_forward_pass_adds(model):
     """Hooks on each output linear fire once per forward with a [B, 1, D] step-0 contribution."""
     seen = {}

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import torch
 from safetensors import safe_open
 from transformers import (
-    AutoConfig,
     AutoTokenizer,
     BartConfig,
     BartForConditionalGeneration,
@@ -22,7 +21,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from genedit.model.genir import _CLASSES, GenIRModel
+from genedit.model.genir import _CLASSES, GenIRModel, load_config
 from genedit.model.pretrained import minilm_path
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def base_model(base: str, seed: int = 0) -> GenIRModel:
         model.meta["fresh_parameters"] = [n for n, _ in model.hf.named_parameters()]
         return model
     else:
-        config = AutoConfig.from_pretrained(base)
+        config = load_config(base)
         if config.model_type not in _CLASSES:
             raise ValueError(f"base {base!r} is a {config.model_type!r} model; supported: t5, bart, encoder-decoder")
         hf = _CLASSES[config.model_type].from_pretrained(base)

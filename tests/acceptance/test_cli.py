@@ -49,9 +49,18 @@ def test_bad_data_exits_2_with_file_and_line(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_missing_model_dir_exits_2(beir_dir, tmp_path, capsys):
-    assert main(["eval", "--model", str(tmp_path / "nope"), "--data", str(beir_dir)]) == 2
-    assert "genedit: error" in capsys.readouterr().err
+def test_missing_model_dir_says_so_in_one_line(beir_dir, tmp_path, capsys):
+    """Not the hub's repo-id rules: the folder does not exist (and a hub id would need the network)."""
+    missing = tmp_path / "no" / "such" / "dir"
+    assert main(["eval", "--model", str(missing), "--data", str(beir_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"genedit: error: {missing}: no such model folder\n"
+    assert main(["localize", "--model", "no-such-org/no-such-model", "--data", str(beir_dir), "--out", str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err  # tests run with HF_HUB_OFFLINE=1: the hub cannot be reached
+    assert err.startswith("genedit: error: no-such-org/no-such-model: no such model folder") and "network" in err
+    assert err.count("\n") == 1 and not (tmp_path / "c.json").exists()
+    assert main(["train", "--data", str(beir_dir), "--out", str(tmp_path / "m"), "--base", str(missing)]) == 2
+    assert capsys.readouterr().err == f"genedit: error: {missing}: no such model folder\n"
 
 
 def test_tfidf_baseline(beir_dir, tmp_path, capsys):

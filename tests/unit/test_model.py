@@ -163,6 +163,8 @@ def test_site_parse_round_trip():
 def test_load_rejects_non_model_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model directory"):
         GenIRModel.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such model folder"):
+        GenIRModel.load(tmp_path / "absent")
 
 
 def test_base_models_are_seeded_and_leave_the_callers_random_state_alone():

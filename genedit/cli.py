@@ -124,6 +124,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from genedit.data import load_collection
     from genedit.model.genir import GenIRModel
 
+    if args.compare and Path(args.compare).resolve() == Path(args.out).resolve():
+        raise ValueError(f"--out and --compare are the same file ({Path(args.out).resolve()}): the new circuit would replace the reference; choose another --out")
     _check_output_file(args.out)
     if args.plots:
         _check_output_file(str(Path(args.plots) / "summary.md"))

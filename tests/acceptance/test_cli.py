@@ -99,6 +99,20 @@ def test_localize_with_a_bad_reference_fails_before_writing(beir_dir, tmp_path, 
     assert "drop --queries" in capsys.readouterr().err and not out.exists()
 
 
+def test_localize_refuses_to_write_over_the_circuit_it_compares_with(beir_dir, tmp_path, capsys, monkeypatch):
+    """--out == --compare would replace the reference before the differences are reported: refused before any work."""
+    reference = tmp_path / "ref.json"
+    reference.write_text("the reference")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for out in (str(reference), "ref.json", str(tmp_path / "sub" / ".." / "ref.json")):
+        # the model does not exist: refusing first shows that nothing else ran
+        assert main(["localize", "--model", str(tmp_path / "absent"), "--data", str(beir_dir), "--out", out, "--compare", str(reference)]) == 2
+        err = capsys.readouterr().err
+        assert "same file" in err and err.count("\n") == 1, err
+    assert reference.read_text() == "the reference"
+
+
 def test_epochs_must_be_positive(beir_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--data", str(beir_dir), "--out", str(tmp_path / "m"), "--epochs", "0"])

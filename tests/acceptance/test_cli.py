@@ -7,6 +7,8 @@ import pytest
 from genedit.cli import main
 from genedit.data import synthetic_collection, write_beir
 
+pytestmark = pytest.mark.acceptance
+
 
 @pytest.fixture(scope="module")
 def beir_dir(tmp_path_factory):

@@ -9,30 +9,13 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from genedit.eval.report import Row, format_table
+
 if TYPE_CHECKING:
     from genedit.model.genir import GenIRModel
-
-@dataclass
-class Row:
-    """One line of a results table."""
-
-    system: str
-    aggregate: dict[str, float]
-    seconds: float
-
-
-def format_table(rows: list[Row]) -> str:
-    """Aligned results table: one row per system, one column per measure, then seconds."""
-    measures = list(rows[0].aggregate) if rows else []
-    width = max([22] + [len(r.system) + 1 for r in rows])
-    head = f"{'system':<{width}}" + "".join(f"{m:>9}" for m in measures) + f"{'seconds':>9}"
-    lines = [head, "-" * len(head)]
-    lines += [f"{r.system:<{width}}" + "".join(f"{r.aggregate[m]:>9.3f}" for m in measures) + f"{r.seconds:>9.0f}" for r in rows]
-    return "\n".join(lines)
 
 
 def _write_json(path: str | None, payload: object) -> None:
@@ -130,6 +113,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from genedit.data import load_collection
     from genedit.model.genir import GenIRModel
 
+    if args.compare and Path(args.compare).resolve() == Path(args.out).resolve():
+        raise ValueError(f"--out and --compare are the same file ({Path(args.out).resolve()}): the new circuit would replace the reference; choose another --out")
     _check_output_file(args.out)
     if args.plots:
         _check_output_file(str(Path(args.plots) / "summary.md"))

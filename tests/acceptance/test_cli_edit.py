@@ -54,6 +54,7 @@ def test_add_delete_update_log_and_rollback_in_place(setup, capsys):
     assert main(["add", "--model", str(model_dir), "--docs", str(root / "new.jsonl"), "--data", data]) == 0
     assert "add: 4 documents with rank-one" in capsys.readouterr().out
     assert (model_dir / "HEAD").is_file() and (model_dir / "circuit.json").is_file()  # the localized circuit is kept
+    assert main(["eval", "--model", str(model_dir), "--data", data]) == 0  # an edited folder evaluates unchanged
     assert main(["delete", "--model", str(model_dir), "--ids", "d000", "d003", "--data", data, "--method", "mask"]) == 0
     upd = root / "upd.jsonl"
     upd.write_text(json.dumps({"_id": "d001", "title": "", "text": "entirely new words about zebras and lattices here."}) + "\n")
@@ -69,7 +70,6 @@ def test_add_delete_update_log_and_rollback_in_place(setup, capsys):
     assert main(["rollback", "--model", str(model_dir), "--to", "0"]) == 0
     restored = GenIRModel.load(model_dir)
     assert restored.fingerprint() == base and restored.n_docs == 20
-    assert main(["eval", "--model", str(model_dir), "--data", data]) == 0  # an edited folder evaluates unchanged
 
 
 def test_add_to_a_new_folder_leaves_the_original_untouched(setup):
@@ -104,7 +104,8 @@ def test_bad_add_input_exits_2_with_one_line_and_leaves_the_folder_byte_identica
         code = main(argv)
         assert code == 2
     err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) <= 2  # argparse adds its usage line
+    lines = err.strip().splitlines()
+    assert message in lines[-1] and sum("error" in line for line in lines) == 1  # argparse prints its usage above
     assert _tree(model_dir) == before
 
 

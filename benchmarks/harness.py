@@ -181,10 +181,59 @@ def _universe(sets: dict[str, Pairs]) -> list[Query]:
     return list(seen.values())
 
 
-def _rank(model, sets: dict[str, Pairs], k: int, desc: str) -> Run:
-    queries = _universe(sets)
-    log.info("%s: ranking %d queries", desc, len(queries))
-    return model.rank(queries, k=k, progress=True) if queries else Run({}, {})
+class Ranker:
+    """Ranks query sets with many models that share one frozen encoder: encoder states are computed once.
+
+    The trainer never changes the encoder and edits work on the decoder and the docid rows, so the base, the
+    oracle and every edited model usually have the same encoder; a hash of its weights decides (a method that
+    touched it gets its own states). Scoring over the cached states is one decoder step per query.
+    """
+
+    def __init__(self, k: int, keep: int = 2) -> None:
+        self.k = k
+        self.keep = keep
+        self._states: dict[tuple[str, str], object] = {}
+        self._fingerprints: dict[int, tuple[int, str]] = {}
+
+    @staticmethod
+    def encoder_fingerprint(model) -> str:
+        """Hash of the encoder's weights."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, tensor in sorted(model.hf.get_encoder().state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def rank(self, model, sets: dict[str, Pairs], desc: str) -> Run:
+        """Top-k documents for every query of the sets."""
+        import hashlib
+
+        import torch
+
+        queries = sorted(_universe(sets), key=lambda q: (len(q.text), q.id))  # similar lengths side by side: less padding
+        if not queries:
+            return Run({}, {})
+        log.info("%s: ranking %d queries", desc, len(queries))
+        ids = hashlib.sha256("\n".join(f"{q.id}\t{q.text}" for q in queries).encode()).hexdigest()
+        key = (self.encoder_fingerprint(model), ids)
+        enc = self._states.get(key)
+        if enc is None:
+            enc = model.encode([q.text for q in queries], progress=True)
+            self._states[key] = enc
+            while len(self._states) > self.keep:
+                self._states.pop(next(iter(self._states)))
+        kk = min(self.k, model.n_docs)
+        ranking: dict[str, list[str]] = {}
+        scores: dict[str, list[float]] = {}
+        with torch.no_grad():
+            for start in range(0, len(queries), 256):
+                top = model.scores(enc.select(slice(start, start + 256))).topk(kk, dim=-1)
+                for q, idx, val in zip(queries[start : start + 256], top.indices.tolist(), top.values.tolist()):
+                    ranking[q.id] = [model.docids[i] for i in idx]
+                    scores[q.id] = val
+        return Run(ranking, scores, name=model.meta.get("name", "genir"))
 
 
 def _quality(run: Run, sets: dict[str, Pairs], base_run: Run | None) -> dict:
@@ -250,6 +299,7 @@ class Bench:
         self.available = {op: list(methods_for(op)) for op in OPS}
         self.on_protocol = on_protocol
         self.models: dict[str, dict] = {}
+        self.ranker = Ranker(self.config.k)
 
     def run(self) -> dict:
         """Every protocol of the plan; returns the results document (also written by on_protocol)."""
@@ -296,8 +346,8 @@ class Bench:
             sets["efficacy"] = efficacy_pairs(new_docs)
         n_edited = sum(len(op.doc_ids) for op in split.ops)
         deleted = [d for op in split.ops if op.op == "delete" for d in op.ids]
-        base_run = _rank(base.model, sets, self.config.k, f"{protocol}: base")
-        oracle_run = _rank(oracle.model, sets, self.config.k, f"{protocol}: oracle")
+        base_run = self.ranker.rank(base.model, sets, f"{protocol}: base")
+        oracle_run = self.ranker.rank(oracle.model, sets, f"{protocol}: oracle")
         base_rows = base.model.docid_rows().detach().clone()
         deleted_rows = base_rows[[base.model.doc_index(d) for d in deleted]] if deleted else None
 
@@ -307,7 +357,7 @@ class Bench:
             out = {"deleted_returned": M.returned(run, list({q.id: (q, r) for name, pairs in sets.items() for q, r in pairs}.values()), deleted),
                    "oracle_agreement": M.top1_agreement(run, oracle_run, sets["deleted"])}
             probe = M.restore_rows(model, deleted, deleted_rows)
-            res = M.set_measures(probe.rank([q for q, _ in sets["deleted"]], k=self.config.k), sets["deleted"])
+            res = M.set_measures(self.ranker.rank(probe, {"deleted": sets["deleted"]}, "resurrection"), sets["deleted"])
             out["resurrection"] = res["hits@10"] if res else None
             del probe
             return out
@@ -327,7 +377,7 @@ class Bench:
                 log.exception("%s: method %s failed", protocol, method)
                 rows.append({"system": method, "kind": "edit", "method": method, "error": f"{type(exc).__name__}: {exc}"})
                 continue
-            run = _rank(outcome.model, sets, self.config.k, f"{protocol}: {method}")
+            run = self.ranker.rank(outcome.model, sets, f"{protocol}: {method}")
             row = {"system": method, "kind": "edit", "method": method, **_quality(run, sets, base_run), **delete_measures(outcome.model, run),
                    **_cost(outcome.seconds, n_edited, oracle.train_seconds),
                    "edit_seconds": round(outcome.edit_seconds, 3), "peak_mb": round(outcome.peak_mb, 1),
@@ -376,7 +426,7 @@ class Bench:
                     deleted += list(op.ids)
                     if n % every == 0 or n == len(split.ops):
                         ck = {"edits": n, "seconds": round(clock.seconds, 3), "weight_norm": _norm(entries[-1]),
-                              **_checkpoint_quality(None, sets, split, n, base_run, deleted, model=model, k=self.config.k)}
+                              **_checkpoint_quality(None, sets, split, n, base_run, deleted, model=model, ranker=self.ranker)}
                         checkpoints.append(ck)
         outcome = EditOutcome(
             model=model,
@@ -409,7 +459,7 @@ class Bench:
         return row
 
 
-def _checkpoint_quality(run: Run | None, sets: dict[str, Pairs], split: Split, n: int, base_run: Run, deleted: list[str], *, model=None, k: int = 10) -> dict:
+def _checkpoint_quality(run: Run | None, sets: dict[str, Pairs], split: Split, n: int, base_run: Run, deleted: list[str], *, model=None, ranker: Ranker | None = None) -> dict:
     """Measures of a sequential stream after its first n edits (run given, or ranked here with `model`)."""
     every = split.spec.every
     done = (n + every - 1) // every  # chunks completed or started
@@ -424,7 +474,7 @@ def _checkpoint_quality(run: Run | None, sets: dict[str, Pairs], split: Split, n
     for i, pairs in enumerate(chunk_sets, start=1):
         own[f"chunk{i}"] = pairs
     if run is None:
-        run = _rank(model, own, k, f"sequential: checkpoint {n}")
+        run = ranker.rank(model, sets, f"sequential: checkpoint {n}")  # the whole stream's queries: encoder states cached once
     out = {
         "retained": M.set_measures(run, own["retained"]),
         "retained_train": M.set_measures(run, own["retained_train"]),

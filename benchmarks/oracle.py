@@ -1,8 +1,8 @@
 """Train-or-reuse of the base and oracle models of the protocols, kept as ordinary genedit model folders.
 
 A model is reused only if its cache key matches: the hash of the exact collection it was trained on (so the
-source data and the split that carved it out), the base model name, the full TrainConfig, and the genedit and
-torch versions. Two protocols that train on the same corpus (the add oracle and the delete base are both the
+source data and the split that carved it out), the base model name, the full TrainConfig, the source of the
+training code, and the genedit and torch versions. Two protocols that train on the same corpus (the add oracle and the delete base are both the
 full corpus) share one model. Models live in OUT/models/<label>-<key12>/ and the collection each was trained
 on in OUT/data/<label>-<key12>/ (a BEIR folder), so anyone can run
 `genedit eval --model OUT/models/X --data OUT/data/X`.
@@ -31,6 +31,19 @@ MODELS = "models"
 DATA = "data"
 
 
+RECIPE_MODULES = ("genedit.train.trainer", "genedit.model.build", "genedit.model.pretrained")
+
+
+def recipe_source_hash() -> str:
+    """Hash of the training code (trainer, base-model builders): a change between releases also retrains."""
+    import importlib
+
+    h = hashlib.sha256()
+    for name in RECIPE_MODULES:
+        h.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_key_parts(collection: Collection, base: str, config: TrainConfig) -> dict:
     """Everything a trained model depends on, as a JSON-able dict."""
     import torch
@@ -39,6 +52,7 @@ def cache_key_parts(collection: Collection, base: str, config: TrainConfig) -> d
         "data": collection_hash(collection),
         "base": base,
         "train": asdict(config),
+        "recipe_code": recipe_source_hash(),
         "genedit": genedit.__version__,
         "torch": torch.__version__,
     }

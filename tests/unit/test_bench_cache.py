@@ -50,5 +50,10 @@ def test_key_covers_data_recipe_base_and_versions(coll, monkeypatch):
     assert key != cache_key(cache_key_parts(coll, "tiny-bart", CFG))
     assert key != cache_key(cache_key_parts(coll, "tiny-t5", dataclasses.replace(CFG, max_epochs=2)))
     assert key != cache_key(cache_key_parts(synthetic_collection(20, queries_per_doc=2, seed=6), "tiny-t5", CFG))
+    import benchmarks.oracle as oracle
+
+    monkeypatch.setattr(oracle, "recipe_source_hash", lambda: "edited-trainer")
+    assert key != cache_key(cache_key_parts(coll, "tiny-t5", CFG))
+    monkeypatch.undo()
     monkeypatch.setattr(genedit, "__version__", "9.9.9")
     assert key != cache_key(cache_key_parts(coll, "tiny-t5", CFG))

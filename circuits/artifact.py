@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA_NAME = "genedit.circuit"
+EDIT_SELECTIONS = ("auto", "cross_attn", "mlp", "both")
 
 
 def shipped_circuit_path() -> Path:
@@ -126,14 +127,50 @@ class Circuit:
         return sorted(chosen, key=lambda e: e.key, reverse=True)
 
     def check_model(self, model: Any) -> None:
-        """Raise CircuitMismatchError unless `model` (a GenIRModel) is the model this circuit was computed on."""
+        """Raise CircuitMismatchError unless `model` (a GenIRModel) is this circuit's model, or that model edited.
+
+        An edited model stays covered through its journal: the fingerprint before its first edit is the base.
+        """
         fp = model.fingerprint()
-        if fp != self.fingerprint:
-            raise CircuitMismatchError(
-                f"this circuit was computed on model {self.fingerprint} ({self.arch}, {self.n_layers} decoder layers) "
-                f"but the given model is {fp} ({model.cmap.arch}, {model.cmap.n_layers} layers); weights or docids differ "
-                f"- re-run localization on this model"
-            )
+        base = getattr(getattr(model, "journal", None), "base_fingerprint", "")
+        if self.fingerprint in (fp, base):
+            if fp != self.fingerprint:
+                log.info("model %s is circuit model %s after %d journalled edits", fp, self.fingerprint, len(model.journal))
+            return
+        raise CircuitMismatchError(
+            f"this circuit was computed on model {self.fingerprint} ({self.arch}, {self.n_layers} decoder layers) "
+            f"but the given model is {fp} ({model.cmap.arch}, {model.cmap.n_layers} layers); weights or docids differ "
+            f"- re-run localization on this model"
+        )
+
+    def editing_targets(self, select: str = "auto", *, frac: float = 0.25) -> list[Site]:
+        """Where edits go: cross-attention and/or MLP components of the bridging and interaction layers, by effect.
+
+        select='auto' keeps every such component whose effect (share of rank-1 queries lost when it is patched)
+        is at least `frac` x the largest; 'mlp' / 'cross_attn' keep only that kind (the best layers of it);
+        'both' keeps both kinds from the auto rule, at least one of each. Sites are ordered bottom-up.
+        """
+        if select not in EDIT_SELECTIONS:
+            raise ValueError(f"unknown editing-target selection {select!r}; choose from {EDIT_SELECTIONS}")
+        layers = sorted(set(self.stages.bridging) | set(self.stages.interaction)) or [self.n_layers - 1]
+        kinds = ("cross_attn", "mlp") if select in ("auto", "both") else (select,)
+        scored = []
+        for layer in layers:
+            for kind in kinds:
+                try:
+                    e = self.effect(Site(layer, kind))  # type: ignore[arg-type]
+                except KeyError:
+                    continue
+                scored.append((e.lost_top1, e.delta_logit_diff, Site(layer, kind)))  # type: ignore[arg-type]
+        if not scored:
+            raise ValueError("the circuit measured no cross-attention or MLP effect in its bridging/interaction layers")
+        top = max(s[0] for s in scored)
+        keep = [s for s in scored if s[0] >= frac * top and s[0] > 0] or [max(scored, key=lambda s: (s[0], s[1]))]
+        if select == "both":
+            for kind in ("cross_attn", "mlp"):
+                if not any(s[2].component == kind for s in keep):
+                    keep.append(max((s for s in scored if s[2].component == kind), key=lambda s: (s[0], s[1])))
+        return sorted((s[2] for s in keep), key=lambda site: (site.layer, site.component))
 
     def lora_target_modules(self, cmap: ComponentMap) -> str:
         """A peft `target_modules` regex matching the output linears of the interaction-stage MLPs."""

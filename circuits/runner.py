@@ -70,14 +70,31 @@ class StepZero(nn.Module):
         self.hf = model.hf
         self.cmap = model.cmap
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, cross: DynamicCache | None = None) -> torch.Tensor:
-        """Docid logits [B, N]; with a cross-attention cache the encoder states `hidden` are only used for their shape."""
+    def state(self, hidden: torch.Tensor, mask: torch.Tensor, cross: DynamicCache | None = None) -> torch.Tensor:
+        """The step-0 readout vector [B, D]; with a cross-attention cache `hidden` is only used for its shape."""
         if cross is None:
-            return self.scorer(hidden, mask)
+            return self.scorer.state(hidden, mask)
         cache = EncoderDecoderCache(DynamicCache(), cross)  # cross layers are marked updated: read, never written
         start = torch.full((mask.shape[0], 1), self.scorer.start_id, dtype=torch.long, device=mask.device)
         out = self.cmap.body(self.hf)(input_ids=start, encoder_hidden_states=hidden, encoder_attention_mask=mask, past_key_values=cache, use_cache=True)
-        return self.scorer.logits(self.cmap.readout(self.hf, out.last_hidden_state[:, 0]))
+        return self.cmap.readout(self.hf, out.last_hidden_state[:, 0])
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, cross: DynamicCache | None = None) -> torch.Tensor:
+        """Docid logits [B, N]; with a cross-attention cache the encoder states `hidden` are only used for their shape."""
+        return self.scorer.logits(self.state(hidden, mask, cross))
+
+
+@torch.no_grad()
+def cross_kv(model: GenIRModel, enc: Encoded) -> CrossKV:
+    """Cross-attention keys/values of every decoder layer for a batch of encoder states (one body pass)."""
+    hf, cmap = model.hf, model.cmap
+    start = torch.full((len(enc), 1), model.scorer.start_id, dtype=torch.long, device=enc.hidden.device)
+    out = cmap.body(hf)(input_ids=start, encoder_hidden_states=cmap.encoder_states(hf, enc.hidden), encoder_attention_mask=enc.mask, use_cache=True)
+    cache = out.past_key_values
+    if not isinstance(cache, EncoderDecoderCache):
+        raise RuntimeError(f"the {cmap.arch} decoder returned no encoder-decoder cache; cannot reuse cross-attention keys/values")
+    layers = cache.cross_attention_cache.layers
+    return CrossKV([layer.keys for layer in layers], [layer.values for layer in layers], enc.mask)
 
 
 class Runner:
@@ -119,17 +136,9 @@ class Runner:
             out.append(self._by_module[id(module)])
         return out
 
-    @torch.no_grad()
     def cross_kv(self, enc: Encoded) -> CrossKV:
         """Cross-attention keys/values of every decoder layer for a batch of encoder states (one body pass)."""
-        hf, cmap = self.model.hf, self.cmap
-        start = torch.full((len(enc), 1), self.model.scorer.start_id, dtype=torch.long, device=enc.hidden.device)
-        out = cmap.body(hf)(input_ids=start, encoder_hidden_states=cmap.encoder_states(hf, enc.hidden), encoder_attention_mask=enc.mask, use_cache=True)
-        cache = out.past_key_values
-        if not isinstance(cache, EncoderDecoderCache):
-            raise RuntimeError(f"the {cmap.arch} decoder returned no encoder-decoder cache; cannot reuse cross-attention keys/values")
-        layers = cache.cross_attention_cache.layers
-        return CrossKV([layer.keys for layer in layers], [layer.values for layer in layers], enc.mask)
+        return cross_kv(self.model, enc)
 
     @staticmethod
     def dummy_states(kv: CrossKV, width: int) -> torch.Tensor:

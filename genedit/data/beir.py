@@ -91,7 +91,27 @@ def _string_field(line: _Line, obj: dict[str, Any], key: str, *, allow_empty: bo
     return value
 
 
-def _read_corpus(path: Path) -> list[Document]:
+def read_corpus(path: str | Path, *, require_text: bool = False) -> list[Document]:
+    """Documents of a BEIR corpus JSONL file (`_id`, `title`, `text`); require_text: refuse lines with neither."""
+    return _read_corpus(Path(path), require_text=require_text)
+
+
+def read_doc_queries(path: str | Path, doc_ids: Container[str]) -> dict[str, list[str]]:
+    """Queries for documents from JSONL lines {"doc": <document id>, "text": <query>}; ids must be in `doc_ids`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    out: dict[str, list[str]] = {}
+    for line, obj in _json_objects(path):
+        doc = _string_field(line, obj, "doc", allow_empty=False)
+        text = _string_field(line, obj, "text", allow_empty=False)
+        if doc not in doc_ids:
+            raise line.error(f"query for document {doc!r}, which is not among the documents of this edit")
+        out.setdefault(doc, []).append(text)
+    return out
+
+
+def _read_corpus(path: Path, *, require_text: bool = False) -> list[Document]:
     """Documents of corpus.jsonl; the corpus must not be empty."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (the corpus is empty)")
@@ -108,6 +128,8 @@ def _read_corpus(path: Path) -> list[Document]:
         if doc_id in seen:
             raise line.error(f"duplicate document id {doc_id!r} (first on line {seen[doc_id]})")
         seen[doc_id] = line.number
+        if require_text and not (title.strip() or text.strip()):
+            raise line.error(f"document {doc_id!r} has empty text")
         documents.append(Document(id=doc_id, title=title, text=text))
     if not documents:
         raise DataError(f"{path}, line 1: the corpus is empty (no documents)")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration
 from genedit.data.types import Query
 from genedit.eval.types import Run
 from genedit.model.components import ComponentMap, component_map
+from genedit.model.journal import JOURNAL_DIR, Journal
 from genedit.model.pretrained import length_sorted
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 META_FILE = "genedit.json"
 DOCIDS_FILE = "docids.json"
+HEAD_FILE = "HEAD"  # in a folder edited in place: the relative path of the current version
+VERSIONS_DIR = "versions"
 _CLASSES: dict[str, type[PreTrainedModel]] = {
     "t5": T5ForConditionalGeneration,
     "bart": BartForConditionalGeneration,
@@ -130,6 +135,8 @@ class GenIRModel:
         self.scorer = DocidScorer(hf, self.cmap, torch.tensor(ids, dtype=torch.long), self.start_token_id())
         self.scorer.to(self.device)
         self._index = {d: i for i, d in enumerate(self.docids)}
+        self.journal = Journal()
+        self.source: Path | None = None  # the folder this model was loaded from (saving there edits it in place)
 
     # --- construction ---------------------------------------------------------------------------
     def start_token_id(self) -> int:
@@ -173,36 +180,117 @@ class GenIRModel:
         self.scorer.to(device)
         return self
 
-    def add_documents(self, docids: Sequence[str], rows: torch.Tensor | None = None) -> list[int]:
-        """Append documents: one new token and output row each (rows [n, D] initialise them); returns row token ids."""
+    def check_new_docids(self, docids: Sequence[str]) -> list[str]:
+        """Validate document ids to add (before anything is touched) and return their docid tokens."""
+        bad = [d for d in docids if not isinstance(d, str) or not d.strip() or d != d.strip() or re.search(r"[\s<>]", d)]
+        if bad:
+            raise ValueError(f"invalid document id {bad[0]!r}: ids must be non-empty, without whitespace or '<' '>'")
+        repeated = sorted({d for d in docids if list(docids).count(d) > 1}) if len(set(docids)) != len(docids) else []
+        if repeated:
+            raise ValueError(f"document ids repeated in the request: {repeated[:5]}")
         clash = [d for d in docids if d in self._index]
-        if clash or len(set(docids)) != len(docids):
-            raise ValueError(f"document ids already indexed or repeated: {(clash or list(docids))[:5]}")
+        if clash:
+            raise ValueError(f"document ids already indexed: {clash[:5]}")
         tokens = [docid_token(d) for d in docids]
-        self.tokenizer.add_tokens(tokens, special_tokens=False)
-        needed = len(self.tokenizer)
+        fold = _normalizer(self.tokenizer)
+        seen: dict[str, str] = {fold(t): t for t in self.tokens}
+        for t in tokens:
+            key = fold(t)
+            if key in seen and seen[key] != t:
+                raise ValueError(f"document id of {t} folds onto the indexed {seen[key]} under this tokenizer (case); choose another id")
+            seen[key] = t
+        return tokens
+
+    def _resize_vocab(self, rows: int) -> None:
+        """Grow or shrink the output matrix (and tied embedding) to `rows` rows; kept rows are copied exactly."""
         if self.cmap.arch == "bert2bert":
             decoder = self.hf.decoder
-            if decoder.get_input_embeddings().weight.shape[0] < needed:
-                decoder.resize_token_embeddings(needed, mean_resizing=False)
-                self.hf.config.decoder.vocab_size = decoder.config.vocab_size
-        elif self.hf.get_input_embeddings().weight.shape[0] < needed:
-            self.hf.resize_token_embeddings(needed, mean_resizing=False)
+            decoder.resize_token_embeddings(rows, mean_resizing=False)
+            self.hf.config.decoder.vocab_size = decoder.config.vocab_size
+        else:
+            self.hf.resize_token_embeddings(rows, mean_resizing=False)
+
+    @property
+    def vocab_rows(self) -> int:
+        """Rows of the output matrix."""
+        return int(self.cmap.unembedding(self.hf).weight.shape[0])
+
+    def add_documents(self, docids: Sequence[str], rows: torch.Tensor | None = None) -> list[int]:
+        """Append documents: one docid token and output row each (rows [n, D] initialise them); returns their token ids.
+
+        Everything is validated before the tokenizer or the weights are touched. A token left by a deleted document
+        of the same id is reused (its row is overwritten).
+        """
+        docids = list(docids)
+        tokens = self.check_new_docids(docids)
+        if rows is not None and tuple(rows.shape) != (len(docids), self.cmap.d_model):
+            raise ValueError(f"rows must have shape ({len(docids)}, {self.cmap.d_model}), got {tuple(rows.shape)}")
+        if rows is not None and not torch.isfinite(rows).all():
+            raise ValueError("rows contain NaN or infinite values")
+        self.tokenizer.add_tokens(tokens, special_tokens=False)
+        needed = len(self.tokenizer)
+        if self.vocab_rows < needed:
+            self._resize_vocab(needed)
         ids = self.tokenizer.convert_tokens_to_ids(tokens)
-        if rows is not None:
-            with torch.no_grad():
-                self.cmap.unembedding(self.hf).weight[ids] = rows.to(self.device, self.cmap.unembedding(self.hf).weight.dtype)
-        bias = self.cmap.bias(self.hf)
-        if bias is not None:
-            with torch.no_grad():
-                lin = self.cmap.unembedding(self.hf)
-                if getattr(lin, "bias", None) is not None:
-                    lin.bias[ids] = 0.0
-        self.docids += list(docids)
+        lin = self.cmap.unembedding(self.hf)
+        with torch.no_grad():
+            if rows is not None:
+                lin.weight[ids] = rows.to(self.device, lin.weight.dtype)
+            if getattr(lin, "bias", None) is not None:
+                lin.bias[ids] = 0.0
+        self.docids += docids
         self.tokens += tokens
+        self._reindex()
+        return ids
+
+    def remove_documents(self, docids: Sequence[str]) -> list[tuple[int, str, str]]:
+        """Drop documents from the index (never returned again); returns (position, docid, token) of each, ascending.
+
+        Their tokens stay in the tokenizer and their rows in the matrix (callers may zero them): token ids of the
+        other documents never move.
+        """
+        missing = [d for d in docids if d not in self._index]
+        if missing:
+            raise KeyError(f"document ids not indexed: {missing[:5]}")
+        if len(set(docids)) != len(docids):
+            raise ValueError("document ids repeated in the request")
+        positions = sorted(self._index[d] for d in docids)
+        removed = [(p, self.docids[p], self.tokens[p]) for p in positions]
+        drop = set(positions)
+        self.docids = [d for i, d in enumerate(self.docids) if i not in drop]
+        self.tokens = [t for i, t in enumerate(self.tokens) if i not in drop]
+        self._reindex()
+        return removed
+
+    def restore_docids(self, docids: Sequence[str], tokens: Sequence[str]) -> None:
+        """Set the docid list and tokens back to a previous state (rollback); the tokens must exist."""
+        self.docids, self.tokens = list(docids), list(tokens)
+        self._reindex()
+
+    def truncate_tokens(self, length: int) -> None:
+        """Drop the tokenizer's added tokens from id `length` on (rollback of an add): the same tokenizer as before."""
+        with tempfile.TemporaryDirectory() as tmp:
+            self.tokenizer.save_pretrained(tmp)
+            for name in ("tokenizer.json", "added_tokens.json", "tokenizer_config.json"):
+                path = Path(tmp) / name
+                if not path.exists():
+                    continue
+                data = json.loads(path.read_text())
+                if name == "tokenizer.json":
+                    data["added_tokens"] = [t for t in data.get("added_tokens", []) if t["id"] < length]
+                elif name == "added_tokens.json":
+                    data = {t: i for t, i in data.items() if i < length}
+                elif "added_tokens_decoder" in data:
+                    data["added_tokens_decoder"] = {k: v for k, v in data["added_tokens_decoder"].items() if int(k) < length}
+                path.write_text(json.dumps(data))
+            tokenizer = AutoTokenizer.from_pretrained(tmp)
+        if len(tokenizer) != length:
+            raise RuntimeError(f"could not truncate the tokenizer to {length} tokens (got {len(tokenizer)})")
+        self.tokenizer = tokenizer
+
+    def _reindex(self) -> None:
         self._index = {d: i for i, d in enumerate(self.docids)}
         self.scorer.docid_ids = torch.tensor(self.tokenizer.convert_tokens_to_ids(self.tokens), dtype=torch.long, device=self.device)
-        return ids
 
     # --- retrieval ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -262,29 +350,75 @@ class GenIRModel:
         return h.hexdigest()[:16]
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write weights (safetensors), config, tokenizer and docids to a directory, atomically."""
+        """Write weights (safetensors), config, tokenizer, docids and edit journal to a directory, atomically.
+
+        Saving into the folder the model was loaded from (or, with overwrite, over any genedit model folder) writes
+        a new version beside the current one and makes it current by one atomic rename of the `HEAD` pointer file:
+        a crash at any moment leaves the previous version or the new one loadable.
+        """
         path = Path(path)
-        check_writable_model_dir(path, overwrite=overwrite)
+        in_place = self.source is not None and path.exists() and path.resolve() == self.source.resolve()
+        if not in_place:
+            check_writable_model_dir(path, overwrite=overwrite)
+        if is_model_dir(path):
+            return self._save_version(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
-            self.hf.save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp)
-            (tmp / DOCIDS_FILE).write_text(json.dumps({"docids": self.docids, "tokens": self.tokens}))
-            meta = {**self.meta, "format_version": FORMAT_VERSION, "arch": self.cmap.arch, "max_query_length": self.max_query_length, "n_docs": self.n_docs}
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+            self._write(tmp, tmp)
             if path.exists():
-                shutil.rmtree(path)
+                path.rmdir()  # empty (checked above)
             tmp.rename(path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self.journal.source = path
         return path
+
+    def _write(self, folder: Path, root: Path) -> None:
+        """Every file of one model version into `folder`; journal tensors into `root/journal`."""
+        self.hf.save_pretrained(folder, safe_serialization=True)
+        self.tokenizer.save_pretrained(folder)
+        (folder / DOCIDS_FILE).write_text(json.dumps({"docids": self.docids, "tokens": self.tokens}))
+        meta = {**self.meta, "format_version": FORMAT_VERSION, "arch": self.cmap.arch, "max_query_length": self.max_query_length, "n_docs": self.n_docs}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2))
+        if self.journal.entries or self.journal.base_fingerprint:
+            self.journal.write(folder, root)
+
+    def _save_version(self, root: Path) -> Path:
+        """A new version inside an existing model folder, made current by renaming the HEAD file; old ones pruned."""
+        versions = root / VERSIONS_DIR
+        versions.mkdir(exist_ok=True)
+        numbers = [int(m.group(1)) for p in versions.iterdir() if (m := re.fullmatch(r"v(\d+)", p.name))]
+        name = f"v{max(numbers, default=0) + 1:04d}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=versions))
+        try:
+            self._write(tmp, root)
+            _fsync_tree(tmp)
+            tmp.rename(versions / name)
+            head_tmp = root / f".{HEAD_FILE}.tmp"
+            with open(head_tmp, "w") as f:
+                f.write(f"{VERSIONS_DIR}/{name}\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(head_tmp, root / HEAD_FILE)  # the commit point
+            _fsync_dir(root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.source = root
+        self.journal.source = root
+        _prune(root, keep=name, journal_files=self.journal.files())
+        log.info("saved %s as version %s", root, name)
+        return root
 
     @classmethod
     def load(cls, path: str | Path, *, device: torch.device | str | None = None, docids: Sequence[str] | None = None, **hf_kwargs) -> "GenIRModel":
         """Load a genedit model directory, or any supported HF checkpoint (local or hub id) whose added tokens are docids."""
-        local = Path(path)
+        root = Path(path)
+        local = current_version(root)
+        if local != root:
+            path = local
         if local.exists() and not (local / "config.json").exists():
             raise FileNotFoundError(f"{local} is not a model directory (no config.json)")
         config = AutoConfig.from_pretrained(path)
@@ -305,15 +439,72 @@ class GenIRModel:
             docids = tokens
             log.info("%s: %d docids taken from the tokenizer's added tokens", path, len(tokens))
         model = cls(hf, tokenizer, docids, tokens, max_query_length=int(meta.get("max_query_length", 64)), meta=meta)
+        if root.exists():
+            model.source = root
+            model.journal = Journal.read(local, root)
         if device is not None:
             model.to(device)
         hf.eval()
         return model
 
 
+def current_version(path: str | Path) -> Path:
+    """The folder holding a model's current files: the version HEAD names, or the folder itself."""
+    path = Path(path)
+    head = path / HEAD_FILE
+    if not head.is_file():
+        return path
+    target = path / head.read_text().strip()
+    if not target.is_dir() or target.resolve().parent != (path / VERSIONS_DIR).resolve():
+        raise FileNotFoundError(f"{head} names {target}, which is not a model version of {path}")
+    return target
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush a freshly written version to disk before it is made current."""
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(folder)
+
+
+def _prune(root: Path, keep: str, journal_files: set[str]) -> None:
+    """Remove versions other than `keep`, leftovers of interrupted saves, and journal files no version uses."""
+    for p in (root / VERSIONS_DIR).iterdir():
+        if p.name != keep:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    folder = root / JOURNAL_DIR
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.name not in journal_files:
+                p.unlink(missing_ok=True)
+
+
+def _normalizer(tokenizer) -> Callable[[str], str]:
+    """How the tokenizer folds a token's text (e.g. lower-casing), so ids it would confuse can be refused."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    norm = getattr(backend, "normalizer", None) if backend is not None else None
+    if norm is not None:
+        return norm.normalize_str
+    return str.lower if getattr(tokenizer, "do_lower_case", False) else (lambda t: t)
+
+
 def is_model_dir(path: str | Path) -> bool:
     """Whether `path` holds a model genedit saved (its metadata and docids files next to the weights)."""
     path = Path(path)
+    try:
+        path = current_version(path)
+    except FileNotFoundError:
+        return False
     return (path / META_FILE).is_file() and (path / DOCIDS_FILE).is_file() and (path / "config.json").is_file()
 
 

@@ -1,0 +1,123 @@
+"""Decoder step 0 for editing: encode texts once, then read or steer the edited linears cheaply.
+
+Retrieval is one decoder position, so a locate-then-edit "key" is simply the [n, d_in] input of a target linear
+at step 0, and its "value" the [n, d_out] output. The encoder and the cross-attention key/value projections do
+not depend on any decoder weight an edit changes: they are computed once per batch of texts (`Prepared`), and
+every later forward (value optimisation, re-reading keys after a lower layer was edited) costs only the decoder's
+one-position work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from circuits.runner import CrossKV, Runner, StepZero, cross_kv
+from genedit.model.components import Site
+from genedit.model.genir import Encoded, GenIRModel
+from genedit.model.pretrained import mean_pool
+
+
+@dataclass
+class Prepared:
+    """Texts encoded once: cross-attention K/V of every decoder layer and the texts' sentence embeddings."""
+
+    kv: CrossKV
+    embedding: torch.Tensor  # [n, D] normalised mean-pooled encoder states (the dense teacher's query vectors)
+
+    def __len__(self) -> int:
+        return self.kv.batch
+
+    def select(self, index: torch.Tensor) -> "Prepared":
+        """A subset of rows (trimmed to its longest sequence)."""
+        mask = self.kv.mask[index]
+        width = max(int(mask.sum(1).max().item()), 1) if mask.numel() else 1
+        kv = CrossKV([k[index][:, :, :width] for k in self.kv.keys], [v[index][:, :, :width] for v in self.kv.values], mask[:, :width])
+        return Prepared(kv, self.embedding[index])
+
+
+def prepare(model: GenIRModel, texts: Sequence[str], *, max_length: int | None = None, batch_size: int = 64) -> Prepared:
+    """Encode texts and precompute their cross-attention K/V (one decoder pass)."""
+    enc = model.encode(list(texts), batch_size=batch_size, max_length=max_length)
+    return prepare_encoded(model, enc)
+
+
+def prepare_encoded(model: GenIRModel, enc: Encoded) -> Prepared:
+    """Cross-attention K/V and sentence embeddings of already encoded texts."""
+    return Prepared(cross_kv(model, enc), F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1))
+
+
+@dataclass
+class StepOut:
+    """Readout states at step 0, and the captured inputs (keys) and outputs of target linears."""
+
+    state: torch.Tensor  # [n, D]
+    keys: dict[Site, torch.Tensor] = field(default_factory=dict)  # [n, d_in]
+    outputs: dict[Site, torch.Tensor] = field(default_factory=dict)  # [n, d_out]
+
+
+@contextmanager
+def _hooks(model: GenIRModel, capture: Sequence[Site], add: Mapping[Site, torch.Tensor] | None, out: StepOut) -> Iterator[None]:
+    handles = []
+    sites = set(capture) | set(add or {})
+    for site in sites:
+        module = model.cmap.module(model.hf, site.component, site.layer)
+
+        def hook(mod: torch.nn.Module, inputs: tuple, output: torch.Tensor, site: Site = site) -> torch.Tensor | None:
+            if site in capture:
+                out.keys[site] = inputs[0][:, 0].detach()
+                out.outputs[site] = output[:, 0].detach()
+            if add and site in add:
+                return output + add[site][:, None, :].to(output.dtype)
+            return None
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def run_step(model: GenIRModel, batch: Prepared, *, capture: Sequence[Site] = (), add: Mapping[Site, torch.Tensor] | None = None) -> StepOut:
+    """One cached step-0 forward: readout states, captured keys/outputs, optional vectors added to linear outputs."""
+    out = StepOut(state=torch.empty(0))
+    step = StepZero(model)
+    with _hooks(model, capture, add, out):
+        hidden = Runner.dummy_states(batch.kv, model.cmap.d_model)
+        out.state = step.state(hidden, batch.kv.mask, batch.kv.cache())
+    return out
+
+
+@torch.no_grad()
+def read_keys(model: GenIRModel, texts: Sequence[str], sites: Sequence[Site], *, max_length: int | None = None, chunk: int = 256) -> tuple[dict[Site, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Keys of many texts at the target linears, their readout states and sentence embeddings (chunked: no K/V kept)."""
+    keys: dict[Site, list[torch.Tensor]] = {s: [] for s in sites}
+    states, embeddings = [], []
+    for start in range(0, len(texts), chunk):
+        batch = prepare(model, texts[start : start + chunk], max_length=max_length)
+        out = run_step(model, batch, capture=sites)
+        for s in sites:
+            keys[s].append(out.keys[s])
+        states.append(out.state)
+        embeddings.append(batch.embedding)
+    if not states:
+        raise ValueError("no texts to read keys from")
+    return {s: torch.cat(v) for s, v in keys.items()}, torch.cat(states), torch.cat(embeddings)
+
+
+@contextmanager
+def frozen(model: GenIRModel) -> Iterator[None]:
+    """Turn off gradients of every model weight (only edit vectors train), restoring the flags afterwards."""
+    flags = [(p, p.requires_grad) for p in model.hf.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)

@@ -1,0 +1,235 @@
+"""What an edit method works with: the model, where to edit, the indexed corpus's own texts, and the journal recorder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from genedit.data.types import Collection, Document
+from genedit.edit.activations import read_keys
+from genedit.edit.pseudo import PseudoQueries, sentences
+from genedit.edit.solve import second_moment
+from genedit.model.components import Site
+from genedit.model.genir import GenIRModel
+from genedit.model.journal import TensorChange
+from genedit.model.pretrained import mean_pool
+from genedit.train.trainer import TrainConfig, indexing_texts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EditRequest:
+    """One edit: the operation, its documents (new text for add/update) and the queries the user gave for them."""
+
+    op: str  # add | delete | update
+    ids: list[str]
+    docs: list[Document] = field(default_factory=list)
+    queries: dict[str, list[str]] = field(default_factory=dict)
+
+
+def tensor_name(hf: torch.nn.Module, tensor: torch.Tensor) -> str:
+    """State-dict name of a parameter or buffer of `hf` (first name of a tied tensor)."""
+    for name, t in list(hf.named_parameters()) + list(hf.named_buffers()):
+        if t is tensor:
+            return name
+    raise KeyError("tensor is not a parameter or buffer of the model")
+
+
+def get_tensor(hf: torch.nn.Module, name: str) -> torch.Tensor:
+    """A parameter or buffer of `hf` by state-dict name."""
+    try:
+        return hf.get_parameter(name)
+    except AttributeError:
+        return hf.get_buffer(name)
+
+
+class Recorder:
+    """Snapshots the tensors an edit touches (before it writes them) and turns them into journal changes."""
+
+    def __init__(self, model: GenIRModel) -> None:
+        self.model = model
+        self.vocab_before = model.vocab_rows
+        self._before: dict[str, tuple[list[int] | None, torch.Tensor]] = {}
+        self._new_rows: dict[str, list[int]] = {}
+
+    def touch(self, name: str, rows: Sequence[int] | None = None) -> None:
+        """Record the current values of a whole tensor, or of some rows, before they are written."""
+        tensor = get_tensor(self.model.hf, name)
+        if rows is None:
+            if name not in self._before:
+                self._before[name] = (None, tensor.detach().clone())
+            return
+        rows = [int(r) for r in rows]
+        old_rows, old = self._before.get(name, ([], tensor.new_zeros((0, *tensor.shape[1:]))))
+        if old_rows is None:
+            return  # the whole tensor is recorded already
+        known = set(old_rows)
+        existing = [r for r in rows if r < tensor.shape[0] and r not in known]
+        self._before[name] = (old_rows + existing, torch.cat([old, tensor.detach()[existing].clone()]))
+        self._new_rows.setdefault(name, []).extend(r for r in rows if r >= tensor.shape[0] and r not in self._new_rows.get(name, []))
+
+    def changes(self) -> list[TensorChange]:
+        """The recorded tensors' values before and after, as journal changes."""
+        out = []
+        for name, (rows, before) in self._before.items():
+            tensor = get_tensor(self.model.hf, name).detach()
+            if rows is None:
+                out.append(TensorChange(name, before, tensor.clone()))
+            elif rows:
+                out.append(TensorChange(name, before, tensor[rows].clone(), rows))
+        for name, rows in self._new_rows.items():
+            if rows:
+                out.append(TensorChange(name, None, get_tensor(self.model.hf, name).detach()[rows].clone(), rows))
+        return out
+
+
+@dataclass
+class EditSettings:
+    """Shared settings of the editing context."""
+
+    targets: str = "auto"  # editing-target selection from the circuit: auto | cross_attn | mlp | both
+    preserve_per_doc: int = 3  # preserved texts per indexed document (its training queries first)
+    max_preserved: int = 20000  # cap on preserved texts (a seeded sample beyond it)
+    seed: int = 0
+
+
+class EditContext:
+    """The model being edited, its editing targets, and cached statistics of the indexed corpus's own texts."""
+
+    def __init__(self, model: GenIRModel, targets: list[Site], corpus: Collection | None, settings: EditSettings | None = None) -> None:
+        self.model = model
+        self.targets = targets
+        self.settings = settings or EditSettings()
+        self.corpus = corpus
+        self.documents: dict[str, Document] = {d.id: d for d in corpus.documents} if corpus else {}
+        self.train_queries: dict[str, list[str]] = {}
+        if corpus is not None and "train" in corpus.qrels:
+            for q, rel in corpus.split("train"):
+                for d in rel:
+                    self.train_queries.setdefault(d, []).append(q.text)
+        self.pseudo = PseudoQueries().fit([d.indexing_text() for d in self.documents.values()]) if self.documents else PseudoQueries()
+        self.recorder: Recorder | None = None
+        self.edit_keys: dict[Site, list[torch.Tensor]] = {}  # keys of earlier edits per site (AlphaEdit's K_p)
+        self._cov: dict[Site, torch.Tensor] = {}
+        self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
+        self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
+        cfg = model.meta.get("train", {}).get("config", {})
+        self.row_tokens = int(cfg.get("row_tokens", TrainConfig.row_tokens))
+        self.query_tokens = int(cfg.get("query_tokens", TrainConfig.query_tokens))
+        self.index_tokens = int(cfg.get("index_tokens", TrainConfig.index_tokens))
+        self.temperature = float(cfg.get("temperature", TrainConfig.temperature))
+
+    # --- documents and their texts ---------------------------------------------------------------
+    @property
+    def rows_are_embeddings(self) -> bool:
+        """Whether docid rows live in the encoder's sentence-embedding space (models `genedit train` made)."""
+        return "train" in self.model.meta
+
+    def remember(self, docs: Sequence[Document]) -> None:
+        """Keep the text of added or updated documents (their pseudo-queries are preserved by later edits)."""
+        for d in docs:
+            self.documents[d.id] = d
+
+    def queries_for(self, docs: Sequence[Document], given: Mapping[str, Sequence[str]] | None = None) -> list[list[str]]:
+        """Queries of each document an edit trains on: the given ones, then its pseudo-queries."""
+        return self.pseudo(docs, indexing_texts(self.model, docs, self.index_tokens), given)
+
+    def sentence_rows(self, docs: Sequence[Document]) -> torch.Tensor:
+        """Normalised sentence embeddings [n, D] of documents (the trainer's docid-row initialisation)."""
+        enc = self.model.encode([d.indexing_text() for d in docs], max_length=self.row_tokens)
+        return F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1)
+
+    def preserved_texts(self, exclude: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+        """Texts standing for the indexed documents (training queries, then pseudo-queries) and their doc ids."""
+        k = self.settings.preserve_per_doc
+        texts, owners = [], []
+        docs = [self.documents[d] for d in self.model.docids if d in self.documents and d not in exclude]
+        if not docs:
+            raise ValueError("editing with this method needs the indexed corpus (its documents' text): pass corpus= (CLI: --data)")
+        index = indexing_texts(self.model, docs, self.index_tokens)
+        for doc, idx in zip(docs, index):
+            cands = list(self.train_queries.get(doc.id, [])) + sentences(doc.text, 2) + [idx]
+            for q in cands[:k]:
+                texts.append(q)
+                owners.append(doc.id)
+        if len(texts) > self.settings.max_preserved:
+            gen = torch.Generator().manual_seed(self.settings.seed)
+            pick = torch.randperm(len(texts), generator=gen)[: self.settings.max_preserved].sort().values.tolist()
+            texts, owners = [texts[i] for i in pick], [owners[i] for i in pick]
+        return texts, owners
+
+    # --- cached statistics -----------------------------------------------------------------------
+    def covariance(self, site: Site) -> torch.Tensor:
+        """Second moment of the preserved keys at a target linear (computed once for every target)."""
+        if site not in self._cov:
+            texts, _ = self.preserved_texts()
+            log.info("preservation statistics: %d texts of %d documents at %s", len(texts), self.model.n_docs, ", ".join(map(str, self.targets)))
+            keys, _, _ = read_keys(self.model, texts, list(dict.fromkeys([*self.targets, site])), max_length=self.query_tokens)
+            for s, k in keys.items():
+                self._cov[s] = second_moment(k)
+        return self._cov[site]
+
+    def doc_states(self) -> tuple[list[str], torch.Tensor]:
+        """Indexed doc ids (with text) and the mean readout state of each one's preserved texts [N, D]."""
+        if self._doc_states is None or self._doc_states[0] != self.decoder_version:
+            texts, owners = self.preserved_texts()
+            _, states, _ = read_keys(self.model, texts, [], max_length=self.query_tokens)
+            ids = list(dict.fromkeys(owners))
+            pos = {d: i for i, d in enumerate(ids)}
+            index = torch.tensor([pos[o] for o in owners], device=states.device)
+            sums = torch.zeros(len(ids), states.shape[1], dtype=states.dtype, device=states.device).index_add_(0, index, states)
+            counts = torch.bincount(index, minlength=len(ids)).clamp(min=1)[:, None]
+            self._doc_states = (self.decoder_version, ids, sums / counts)
+        return self._doc_states[1], self._doc_states[2]
+
+    # --- writing the model -------------------------------------------------------------------------
+    def touch(self, tensor: torch.Tensor, rows: Sequence[int] | None = None) -> None:
+        """Declare a tensor (or some rows) the edit is about to write, so the journal can undo it."""
+        if self.recorder is not None:
+            self.recorder.touch(tensor_name(self.model.hf, tensor), rows)
+
+    def unembedding_tensors(self) -> list[torch.Tensor]:
+        """The output matrix and every bias over the vocabulary (all indexed by docid token id)."""
+        lin = self.model.cmap.unembedding(self.model.hf)
+        out = [lin.weight]
+        if getattr(lin, "bias", None) is not None:
+            out.append(lin.bias)
+        if self.model.cmap.logits_bias is not None:
+            out.append(get_tensor(self.model.hf, self.model.cmap.logits_bias))
+        return out
+
+    def add_rows(self, docs: Sequence[Document], rows: torch.Tensor) -> list[int]:
+        """Index new documents with their initial rows (journalled)."""
+        tokens = self.model.check_new_docids([d.id for d in docs])
+        ids = self.model.tokenizer.convert_tokens_to_ids(tokens)
+        existing = [i for i in ids if i is not None and i != self.model.tokenizer.unk_token_id]
+        new_count = len(tokens) - len(existing)
+        planned = existing + list(range(len(self.model.tokenizer), len(self.model.tokenizer) + new_count))
+        for t in self.unembedding_tensors():
+            self.touch(t, planned if t.dim() == 1 or t.shape[0] == self.model.vocab_rows else None)
+        out = self.model.add_documents([d.id for d in docs], rows)
+        if out != planned:  # rows past the old vocabulary were journalled as new (no before values)
+            raise RuntimeError(f"tokenizer assigned ids {out[:3]}... where {planned[:3]}... were expected")
+        self.remember(docs)
+        return out
+
+    def set_rows(self, doc_ids: Sequence[str], rows: torch.Tensor) -> None:
+        """Overwrite the rows of indexed documents (journalled)."""
+        token_ids = [int(self.model.docid_token_ids[self.model.doc_index(d)]) for d in doc_ids]
+        weight = self.model.cmap.unembedding(self.model.hf).weight
+        self.touch(weight, token_ids)
+        with torch.no_grad():
+            weight[token_ids] = rows.to(weight.device, weight.dtype)
+
+    def apply_delta(self, site: Site, delta: torch.Tensor) -> None:
+        """Add a weight change to a target linear (journalled)."""
+        weight = self.model.cmap.module(self.model.hf, site.component, site.layer).weight
+        self.touch(weight)
+        with torch.no_grad():
+            weight += delta.to(weight.device, weight.dtype)
+        self.decoder_version += 1

@@ -1,0 +1,197 @@
+"""`rank-one`: locate-then-edit on the circuit (closed-form MEMIT / AlphaEdit update of the target linears).
+
+For a batch of documents:
+1. rows: new documents get the `row` method's rows; updated documents get their new text's row; deleted
+   documents keep theirs until the end (they take part in the objective), then leave the index and are zeroed;
+2. keys: the inputs of each target linear (the circuit's editing targets, see `Circuit.editing_targets`) at
+   decoder step 0 for the documents' queries (given ones and pseudo-queries; for deleted documents also their
+   training queries in the indexed corpus);
+3. values: one vector per (document, target) added to the target's output, optimised with Adam through the rest
+   of the decoder (cached cross-attention K/V: only step 0 runs) so that
+   - add / update (new text): the document wins its queries (cross-entropy over all docids);
+   - delete / update (old text): the queries get the ranking the model's training objective gives a document it
+     never saw: the dense teacher's distribution over the remaining documents (models `genedit train` made) or,
+     for other models, their own distribution renormalised without the document; the document gets none;
+   each vector is clamped to `clamp` x the mean norm of the target's outputs;
+4. update: per target, bottom-up, dW = R K^T (K K^T + lam * n * C)^-1 with C the second moment of the preserved
+   keys (the indexed corpus's own queries and pseudo-queries at step 0, cached per target), or with
+   `nullspace=True` AlphaEdit's projection onto the directions the preserved keys leave free (plus the earlier
+   edits' keys). After a lower target is updated, the keys and outputs of the targets above are read again and
+   their residual is what is still missing (MEMIT).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from genedit.edit.activations import Prepared, frozen, prepare, run_step
+from genedit.edit.context import EditContext, EditRequest
+from genedit.edit.methods import EditMethod, register
+from genedit.edit.methods.row import initial_rows
+from genedit.edit.pseudo import sentences
+from genedit.edit.solve import null_space, solve_update
+from genedit.model.components import Site
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ValueTargets:
+    """What the value optimisation asks of each text: a docid position (hard) or a distribution (soft)."""
+
+    group: torch.Tensor  # [n] index of the text's document in the request (one value vector per document)
+    hard: torch.Tensor  # [n] docid position the text must rank first, or -1
+    soft: torch.Tensor | None  # [n, N] target distribution over docids for texts with hard == -1
+
+
+@register
+@dataclass
+class RankOne(EditMethod):
+    """Closed-form update of the circuit's target linears (MEMIT; AlphaEdit null space optional)."""
+
+    name = "rank-one"
+    ops = ("add", "delete", "update")
+    uses_circuit = True
+    summary = "closed-form MEMIT/AlphaEdit update of the circuit's target linears"
+    lam: float = 1.0
+    steps: int = 25
+    lr: float = 0.1
+    clamp: float = 0.75
+    weight_decay: float = 1e-3
+    nullspace: bool = False
+    threshold: float = 1e-2
+    alpha: float = 1e-2
+
+    def apply(self, ctx: EditContext, req: EditRequest) -> None:
+        """Rows first, then the value optimisation and the closed-form update of every target (see module doc)."""
+        model = ctx.model
+        texts: list[str] = []
+        group: list[int] = []
+        hard: list[int] = []
+        soft_rows: list[int] = []  # positions in `texts` that take a soft target
+        if req.op in ("add", "update"):
+            queries = ctx.queries_for(req.docs, req.queries)
+            rows = initial_rows(ctx, req.docs, queries)
+            if req.op == "add":
+                ctx.add_rows(req.docs, rows)
+            else:
+                old_texts = self._old_texts(ctx, req.ids, exclude=queries)
+                ctx.set_rows(req.ids, rows)
+            for i, (doc, qs) in enumerate(zip(req.docs, queries)):
+                texts += qs
+                group += [i] * len(qs)
+                hard += [model.doc_index(doc.id)] * len(qs)
+            if req.op == "update":
+                for i, qs in enumerate(old_texts):
+                    soft_rows += range(len(texts), len(texts) + len(qs))
+                    texts += qs
+                    group += [i] * len(qs)
+                    hard += [-1] * len(qs)
+                ctx.remember(req.docs)
+        else:
+            for i, qs in enumerate(self._old_texts(ctx, req.ids)):
+                soft_rows += range(len(texts), len(texts) + len(qs))
+                texts += qs
+                group += [i] * len(qs)
+                hard += [-1] * len(qs)
+        if texts and ctx.targets:
+            batch = prepare(model, texts, max_length=ctx.query_tokens)
+            targets = ValueTargets(torch.tensor(group), torch.tensor(hard), None)
+            if soft_rows:
+                targets.soft = self._soft_targets(ctx, batch, req.ids)
+            self._edit(ctx, batch, targets, n_groups=len(req.ids))
+        if req.op == "delete":
+            weight = model.cmap.unembedding(model.hf).weight
+            token_ids = [int(model.docid_token_ids[model.doc_index(d)]) for d in req.ids]
+            ctx.touch(weight, token_ids)
+            model.remove_documents(req.ids)
+            with torch.no_grad():
+                weight[token_ids] = 0.0
+
+    # --- texts and targets ------------------------------------------------------------------------
+    @staticmethod
+    def _old_texts(ctx: EditContext, ids: list[str], exclude: list[list[str]] | None = None) -> list[list[str]]:
+        """Queries that found each document through its current text: training queries and pseudo-queries."""
+        out = []
+        for i, d in enumerate(ids):
+            qs = list(ctx.train_queries.get(d, []))
+            doc = ctx.documents.get(d)
+            if doc is not None:
+                qs += ctx.queries_for([doc])[0]
+            drop = set(exclude[i]) if exclude else set()
+            out.append([q for q in dict.fromkeys(qs) if q not in drop])
+        if not any(out):
+            raise ValueError("no queries known for the documents to forget: pass the indexed corpus (corpus= / --data) so their text and queries are known")
+        return out
+
+    def _soft_targets(self, ctx: EditContext, batch: Prepared, forget: list[str]) -> torch.Tensor:
+        """Target distributions [n, N] over docids with the forgotten documents at zero (see module doc)."""
+        model = ctx.model
+        drop = torch.tensor([model.doc_index(d) for d in forget])
+        if ctx.rows_are_embeddings:
+            logits = batch.embedding @ F.normalize(model.docid_rows().detach(), dim=-1).T / ctx.temperature
+        else:
+            with torch.no_grad():
+                logits = model.scorer.logits(run_step(model, batch).state)
+        logits[:, drop] = float("-inf")
+        return F.softmax(logits, dim=-1)
+
+    # --- the edit ---------------------------------------------------------------------------------
+    def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, n_groups: int) -> None:
+        model = ctx.model
+        sites = ctx.targets
+        with torch.no_grad():
+            start = run_step(model, batch, capture=sites)
+        deltas = self._values(ctx, batch, targets, start.outputs, n_groups)
+        wanted = {s: start.outputs[s] + deltas[s][targets.group] for s in sites}
+        for i, site in enumerate(sites):
+            if i == 0:
+                keys, now = start.keys[site], start.outputs[site]
+            else:  # lower targets changed: read this one's keys and outputs again
+                with torch.no_grad():
+                    again = run_step(model, batch, capture=[site])
+                keys, now = again.keys[site], again.outputs[site]
+            resid = wanted[site] - now
+            cov = ctx.covariance(site)
+            if self.nullspace:
+                prev = torch.cat(ctx.edit_keys[site]) if ctx.edit_keys.get(site) else None
+                scale = (keys.double().pow(2).sum() / keys.shape[1]).item()
+                delta = solve_update(keys, resid, cov, self.lam, projector=null_space(cov, self.threshold), prev_keys=prev, alpha=self.alpha * scale)
+            else:
+                delta = solve_update(keys, resid, cov, self.lam)
+            ctx.apply_delta(site, delta)
+            ctx.edit_keys.setdefault(site, []).append(keys.detach())
+        log.info("rank-one: %d keys, targets %s", len(batch), ", ".join(map(str, sites)))
+
+    def _values(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, outputs: dict[Site, torch.Tensor], n_groups: int) -> dict[Site, torch.Tensor]:
+        """Per (document, target) output vectors that make the model do what the targets ask (Adam, clamped)."""
+        model = ctx.model
+        sites = ctx.targets
+        scale = {s: outputs[s].norm(dim=-1).mean().item() for s in sites}
+        units = {s: torch.zeros(n_groups, outputs[s].shape[1], device=outputs[s].device, requires_grad=True) for s in sites}
+        opt = torch.optim.Adam(list(units.values()), lr=self.lr)
+        hard_mask = targets.hard >= 0
+        with frozen(model):
+            for _ in range(self.steps):
+                add = {s: units[s][targets.group] * scale[s] for s in sites}
+                logits = model.scorer.logits(run_step(model, batch, add=add).state)
+                logp = F.log_softmax(logits, dim=-1)
+                loss = logits.new_zeros(())
+                if hard_mask.any():
+                    loss = loss + F.nll_loss(logp[hard_mask], targets.hard[hard_mask].to(logp.device))
+                if targets.soft is not None and (~hard_mask).any():
+                    soft = targets.soft[~hard_mask.to(targets.soft.device)]
+                    loss = loss - (soft * logp[~hard_mask].clamp(min=-1e4)).sum(-1).mean()
+                loss = loss + self.weight_decay * sum((u**2).sum() for u in units.values())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    for u in units.values():
+                        norm = u.norm(dim=-1, keepdim=True)
+                        u.mul_(torch.clamp(self.clamp / norm.clamp(min=1e-12), max=1.0))
+        return {s: units[s].detach() * scale[s] for s in sites}

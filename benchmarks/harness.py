@@ -275,7 +275,12 @@ class EditOutcome:
 
 
 def _method_for(method: str, op: str, available: dict[str, list[str]]) -> str:
-    return method if method in available[op] else available[op][0]
+    """The method a stream uses for an op: itself if it can, else for deletes the row-only `mask`, else the op's default."""
+    if method in available[op]:
+        return method
+    if op == "delete" and "mask" in available[op]:
+        return "mask"
+    return available[op][0]
 
 
 def _apply(editor, op: EditOp, method: str) -> object:

@@ -449,8 +449,7 @@ class Bench:
         return outcome, checkpoints
 
     def _efficacy(self, base: CachedModel, split: Split, docs: list) -> Pairs:
-        """(query, {doc}) for the queries an edit of these documents trains on: the editor's own pseudo-queries if it
-        exposes them (genedit.edit: title, sentences, keyphrases, indexing text), else title and sentences."""
+        """The queries an edit of these documents trains on: the editor's own pseudo-queries, else title and sentences."""
         try:
             probe = self.Editor(base.model, corpus=split.base, history=False)
             texts = probe.ctx.queries_for(docs)
@@ -458,7 +457,7 @@ class Bench:
             return efficacy_pairs(docs)
         return [(Query(f"pq:{d.id}:{i}", t), {d.id}) for d, ts in zip(docs, texts) for i, t in enumerate(ts)]
 
-    def _circuit(self, base: CachedModel, split: Split):
+    def _circuit(self, base: CachedModel, split: Split) -> object | None:
         """The base model's circuit, localized once (by the editor's own rule) and kept beside the cached model."""
         if base.path in self.circuits:
             return self.circuits[base.path]

@@ -20,11 +20,17 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from genedit.data.types import Qrels, Query
 from genedit.eval import evaluate
 from genedit.eval.evaluate import DEFAULT_MEASURES
 from genedit.eval.types import Run
+
+if TYPE_CHECKING:
+    import torch
+
+    from genedit.model.genir import GenIRModel
 
 Pairs = list[tuple[Query, set[str]]]
 MEASURES: tuple[str, ...] = DEFAULT_MEASURES  # hits@1, hits@5, hits@10, mrr@10
@@ -82,7 +88,7 @@ def top1_agreement(a: Run, b: Run, pairs: Pairs) -> float | None:
     return round(same / len(pairs), 6)
 
 
-def restore_rows(model, ids: Sequence[str], rows):
+def restore_rows(model: GenIRModel, ids: Sequence[str], rows: torch.Tensor) -> GenIRModel:
     """A copy of `model` with the deleted documents' old rows put back (resurrection test); the model is untouched."""
     probe = copy.deepcopy(model)
     present = [i for i, d in enumerate(ids) if d in probe._index]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -12,7 +13,14 @@ from genedit.data.types import Collection, Query
 from genedit.eval.types import Run
 
 logger = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at INFO
+
+
+def _bm25s() -> ModuleType:
+    """The bm25s module, quiet: its import sets its logger to DEBUG, which logs every index build."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 class BM25Retriever:
@@ -34,15 +42,12 @@ class BM25Retriever:
         return retriever
 
     def _tokens(self, texts: list[str]) -> list[list[str]]:
-        import bm25s
-
-        return bm25s.tokenize([split_identifiers(t) for t in texts], lower=True, token_pattern=TOKEN_PATTERN, stopwords=self.stopwords,
+        return _bm25s().tokenize([split_identifiers(t) for t in texts], lower=True, token_pattern=TOKEN_PATTERN, stopwords=self.stopwords,
                               return_ids=False, show_progress=False)
 
     def fit(self, collection: Collection) -> None:
         """Index the collection's documents (title and text, untruncated)."""
-        import bm25s
-
+        bm25s = _bm25s()
         if not collection.documents:
             raise ValueError(f"collection {collection.name!r} has no documents")
         self.doc_ids = collection.doc_ids

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from circuits.attribution import attribute, exact_metric_deltas, spearman
-from circuits.localize import select_queries
 from circuits.metrics import rank_stats
 from circuits.patching import PatchSource, clean_run, run_patched, sweep
+from circuits.queries import select_queries
 from circuits.reference import hooked
 from circuits.runner import Runner
 from genedit.data import load_collection

@@ -20,9 +20,8 @@ def main() -> None:
     import transformers
 
     from genedit.baselines import run_baseline
-    from genedit.cli import Row, format_table
     from genedit.data import load_collection
-    from genedit.eval import evaluate
+    from genedit.eval import Row, evaluate, format_table
     from genedit.model.build import base_model
     from genedit.train.trainer import TrainConfig, train
 

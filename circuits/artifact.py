@@ -129,11 +129,12 @@ class Circuit:
     def check_model(self, model: Any) -> None:
         """Raise CircuitMismatchError unless `model` (a GenIRModel) is this circuit's model, or that model edited.
 
-        An edited model stays covered through its journal: the fingerprint before its first edit is the base.
+        An edited model stays covered through its journal: the circuit may be of any model the journal passed through.
         """
         fp = model.fingerprint()
-        base = getattr(getattr(model, "journal", None), "base_fingerprint", "")
-        if self.fingerprint in (fp, base):
+        journal = getattr(model, "journal", None)
+        lineage = {fp} | ({journal.base_fingerprint} | {e.fingerprint_after for e in journal.entries} if journal is not None else set())
+        if self.fingerprint in lineage:
             if fp != self.fingerprint:
                 log.info("model %s is circuit model %s after %d journalled edits", fp, self.fingerprint, len(model.journal))
             return

@@ -13,9 +13,9 @@ from circuits.artifact import AttributionSummary, BridgingHead, Circuit, Circuit
 from circuits.attribution import attribute, exact_metric_deltas, spearman
 from circuits.lens import LensResult, cross_attention_reading, residual_ranks, site_words
 from circuits.patching import MODES, CleanRun, Mode, PatchSource, SiteEffect, clean_run, sweep
+from circuits.queries import select_queries
 from circuits.runner import Runner
 from circuits.stages import StageRule, Stages, label_stages, minimal_circuit
-from circuits.swap import relevance_mask
 from genedit.data.types import Collection
 from genedit.model.components import Site
 from genedit.model.genir import Encoded, GenIRModel
@@ -69,36 +69,6 @@ class LocalizeConfig:
             raise ValueError("n_queries, batch_size and max_rows must be >= 1")
         if not 0 < self.circuit_target <= 1:
             raise ValueError(f"circuit_target must be in (0, 1], got {self.circuit_target}")
-
-
-@dataclass
-class QuerySet:
-    """Analysed queries (sorted by length to limit padding) and their relevant docids as a mask."""
-
-    ids: list[str]
-    texts: list[str]
-    relevant: torch.Tensor  # [Q, N] bool
-
-
-def select_queries(model: GenIRModel, collection: Collection, split: str, n: int, seed: int) -> QuerySet:
-    """Up to n queries of a split with a relevant document among the model's docids (seeded sample), by length."""
-    pairs = collection.split(split)
-    docids = set(model.docids)
-    usable = [(q, rel) for q, rel in pairs if rel & docids]
-    if len(usable) < len(pairs):
-        log.warning("%d of %d %s queries have no relevant document among the model's docids; skipped", len(pairs) - len(usable), len(pairs), split)
-    if not usable:
-        raise ValueError(f"no {split} query of {collection.name!r} has a relevant document indexed by this model")
-    if len(usable) > n:
-        gen = torch.Generator().manual_seed(seed)
-        pick = torch.randperm(len(usable), generator=gen)[:n].sort().values.tolist()
-        usable = [usable[i] for i in pick]
-    elif len(usable) < n:
-        log.info("split %r has %d usable queries (< %d requested); using all", split, len(usable), n)
-    lengths = [len(ids) for ids in model.tokenizer([q.text for q, _ in usable], truncation=True, max_length=model.max_query_length)["input_ids"]]
-    order = sorted(range(len(usable)), key=lambda i: (lengths[i], i))
-    usable = [usable[i] for i in order]
-    return QuerySet([q.id for q, _ in usable], [q.text for q, _ in usable], relevance_mask(model, [rel for _, rel in usable]))
 
 
 def _source(mode: str, clean: CleanRun, shift: int) -> PatchSource:

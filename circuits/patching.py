@@ -35,8 +35,8 @@ MODES: tuple[str, ...] = ("zero", "mean", "counterfactual")
 class Activations:
     """Step-0 activations at every site for a batch of queries."""
 
-    out: torch.Tensor  # [L, 3, B, D] output of each component's output linear (COMPONENTS order)
-    head_in: torch.Tensor  # [L, 2, B, D] input of the self-/cross-attention output linear (heads concatenated)
+    out: torch.Tensor  # [L, 3, B, d_model] output of each component's output linear (COMPONENTS order)
+    head_in: torch.Tensor  # [L, 2, B, d_attn] input of the self-/cross-attention output linear (heads concatenated)
 
     def __len__(self) -> int:
         return self.out.shape[2]
@@ -164,7 +164,7 @@ class _ModulePatch:
 def build_plan(runner: Runner, copies: Sequence[Sequence[Site]], replacement: Activations) -> list[_ModulePatch]:
     """Masks and values for each patched module, in execution order (input before output)."""
     cmap = runner.cmap
-    B, P, D = len(replacement), len(copies), cmap.d_model
+    B, P = len(replacement), len(copies)
     dh = cmap.d_head
     plan: list[_ModulePatch] = []
     by_module: dict[tuple[int, str, bool], list[tuple[int, int | None]]] = {}
@@ -179,10 +179,12 @@ def build_plan(runner: Runner, copies: Sequence[Sequence[Site]], replacement: Ac
                 entries = by_module.get((layer, comp, on_input))
                 if not entries:
                     continue
-                if on_input:
+                if on_input:  # heads concatenated: d_attn wide
                     source = replacement.head_in[layer, ATTENTION.index(comp)]  # type: ignore[arg-type]
-                else:
+                    D = cmap.d_attn
+                else:  # the component's write to the residual stream: d_model wide
                     source = replacement.out[layer, COMPONENTS.index(comp)]
+                    D = cmap.d_model
                 mask = torch.zeros(P, B, D, dtype=torch.bool, device=source.device)
                 for p, head in entries:
                     if head is None:

@@ -160,7 +160,12 @@ def summary_markdown(circuit: "Circuit") -> str:
             lines.append("- mean query-word lift by site kind: " + ", ".join(f"{k} {v:+.3f}" for k, v in lifts.items()))
     if c.minimal:
         m = c.minimal
-        status = "" if m.met else f" (target {m.target:.0%} NOT reached)"
+        if m.met:
+            status = ""
+        elif m.n_components >= m.n_total:
+            status = f" (no smaller circuit keeps the {m.target:.0%} target: only the whole decoder does)"
+        else:
+            status = f" (target {m.target:.0%} NOT reached)"
         lines += [
             "",
             "## Minimal circuit",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from circuits.metrics import rank_stats
+from circuits.queries import relevance_mask
 from genedit.model.genir import Encoded, GenIRModel
 
 log = logging.getLogger(__name__)
@@ -57,17 +58,6 @@ def check_compatible(decoder: GenIRModel, encoder: GenIRModel) -> None:
 def _retrieval(logits: torch.Tensor, relevant: torch.Tensor) -> Retrieval:
     st = rank_stats(logits, relevant.to(logits.device))
     return Retrieval(float(st.hit1.mean()), float(st.hit10.mean()), float(st.rr10.mean()), float((st.rank.float() + 1).mean()))
-
-
-def relevance_mask(model: GenIRModel, relevant: Sequence[set[str]]) -> torch.Tensor:
-    """Boolean [Q, N] mask of each query's relevant documents among the model's docids (unknown ids ignored)."""
-    mask = torch.zeros(len(relevant), model.n_docs, dtype=torch.bool)
-    index = {d: i for i, d in enumerate(model.docids)}
-    for q, docs in enumerate(relevant):
-        for d in docs:
-            if d in index:
-                mask[q, index[d]] = True
-    return mask
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Command line: genedit train | eval | baseline | localize | demo | bench | check.
+"""Command line: genedit train | eval | baseline | localize | demo | add | delete | update | log | rollback | bench | check.
 
 Exit codes: 0 ok, 1 a finding (a regression, a circuit that differs), 2 bad input, 3 internal error.
 """
@@ -13,30 +13,13 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from genedit.eval.report import Row, format_table
+
 if TYPE_CHECKING:
     from genedit.model.genir import GenIRModel
-
-@dataclass
-class Row:
-    """One line of a results table."""
-
-    system: str
-    aggregate: dict[str, float]
-    seconds: float
-
-
-def format_table(rows: list[Row]) -> str:
-    """Aligned results table: one row per system, one column per measure, then seconds."""
-    measures = list(rows[0].aggregate) if rows else []
-    width = max([22] + [len(r.system) + 1 for r in rows])
-    head = f"{'system':<{width}}" + "".join(f"{m:>9}" for m in measures) + f"{'seconds':>9}"
-    lines = [head, "-" * len(head)]
-    lines += [f"{r.system:<{width}}" + "".join(f"{r.aggregate[m]:>9.3f}" for m in measures) + f"{r.seconds:>9.0f}" for r in rows]
-    return "\n".join(lines)
 
 
 def _write_json(path: str | None, payload: object) -> None:
@@ -71,6 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = base_model(args.base, seed=args.seed)
     result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
     model.meta["name"] = f"genir-{collection.name}"
+    model.meta["data"] = _data_spec(args.data)  # editing commands find the indexed corpus from it
     model.save(args.out, overwrite=args.overwrite)
     print(f"trained on {result.n_docs} documents, {result.n_train_queries} training queries in {result.seconds:.0f}s; best epoch {result.best_epoch}")
     print(f"dev hits@1/hits@10/mrr@10: start {result.start_dev[0]:.3f}/{result.start_dev[1]:.3f}/{result.start_dev[2]:.3f}")
@@ -80,6 +64,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"warning: the {args.minutes:g}-minute cap ended training early; without --minutes the run is reproducible", file=sys.stderr)
     print(f"saved to {args.out}")
     return 0
+
+
+def _data_spec(spec: str) -> str:
+    """A --data value that still means the same collection from another working directory."""
+    return spec if spec == "default" or spec.startswith("irds:") else str(Path(spec).resolve())
 
 
 def _evaluate_model(model, collection, split: str):
@@ -129,6 +118,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from genedit.data import load_collection
     from genedit.model.genir import GenIRModel
 
+    if args.compare and Path(args.compare).resolve() == Path(args.out).resolve():
+        raise ValueError(f"--out and --compare are the same file ({Path(args.out).resolve()}): the new circuit would replace the reference; choose another --out")
     _check_output_file(args.out)
     if args.plots:
         _check_output_file(str(Path(args.plots) / "summary.md"))
@@ -196,6 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         model = base_model("minilm")
         result = train(model, collection, TrainConfig(minutes=args.minutes, max_epochs=args.epochs))
         model.meta["name"] = "genir-pydocs"
+        model.meta["data"] = "default"
         model.save(model_dir, overwrite=True)
         print(f"trained in {result.seconds:.0f}s (best epoch {result.best_epoch}); saved to {model_dir}")
     else:
@@ -344,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--queries", type=_positive_int, default=500)
     d.add_argument("--no-localize", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    from genedit.edit.commands import add_edit_parsers
+
+    add_edit_parsers(sub)
 
     be = sub.add_parser("bench", help="editing benchmark: add/delete/update/sequential protocols vs retrain oracle and baselines")
     be.add_argument("--data", required=True, help="BEIR folder, 'default', or irds:<id> (needs test queries)")

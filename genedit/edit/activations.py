@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from transformers import DynamicCache
 
 from circuits.runner import CrossKV, Runner, StepZero, cross_kv
 from genedit.model.components import Site
@@ -28,9 +29,16 @@ class Prepared:
 
     kv: CrossKV
     embedding: torch.Tensor  # [n, D] normalised mean-pooled encoder states (the dense teacher's query vectors)
+    _cache: DynamicCache | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return self.kv.batch
+
+    def cache(self) -> DynamicCache:
+        """The cross-attention cache of these K/V, built once (read, never written, by every forward)."""
+        if self._cache is None:
+            self._cache = self.kv.cache()
+        return self._cache
 
     def select(self, index: torch.Tensor) -> "Prepared":
         """A subset of rows (trimmed to its longest sequence)."""
@@ -89,7 +97,7 @@ def run_step(model: GenIRModel, batch: Prepared, *, capture: Sequence[Site] = ()
     step = StepZero(model)
     with _hooks(model, capture, add, out):
         hidden = Runner.dummy_states(batch.kv, model.cmap.d_model)
-        out.state = step.state(hidden, batch.kv.mask, batch.kv.cache())
+        out.state = step.state(hidden, batch.kv.mask, batch.cache())
     return out
 
 

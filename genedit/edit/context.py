@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from genedit.data.types import Collection, Document
 from genedit.edit.activations import read_keys
-from genedit.edit.pseudo import PseudoQueries, sentences
+from genedit.data.text import sentences
+from genedit.edit.pseudo import PseudoQueries
 from genedit.edit.solve import second_moment
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
@@ -96,6 +97,7 @@ class EditSettings:
     preserve_per_doc: int = 3  # preserved texts per indexed document (its training queries first)
     max_preserved: int = 20000  # cap on preserved texts (a seeded sample beyond it)
     seed: int = 0
+    sentences: int = 3  # sentences of a document used as its pseudo-queries
 
 
 class EditContext:
@@ -112,7 +114,9 @@ class EditContext:
             for q, rel in corpus.split("train"):
                 for d in rel:
                     self.train_queries.setdefault(d, []).append(q.text)
-        self.pseudo = PseudoQueries().fit([d.indexing_text() for d in self.documents.values()]) if self.documents else PseudoQueries()
+        self.pseudo = PseudoQueries(sentences=self.settings.sentences)
+        if self.documents:
+            self.pseudo.fit([d.indexing_text() for d in self.documents.values()])
         self.recorder: Recorder | None = None
         self.edit_keys: dict[Site, list[torch.Tensor]] = {}  # keys of earlier edits per site (AlphaEdit's K_p)
         self._cov: dict[Site, torch.Tensor] = {}

@@ -44,6 +44,7 @@ class Editor:
         self.model = model
         self.history = history
         self._circuit = circuit
+        self.localized = False  # True when the circuit was localized here (callers may save it beside the model)
         if circuit is not None:
             circuit.check_model(model)
         self.ctx = EditContext(model, [], corpus, settings)
@@ -80,6 +81,7 @@ class Editor:
         if self.ctx.corpus is None or "train" not in self.ctx.corpus.qrels:
             raise ValueError("no circuit for this model: run `genedit localize --model DIR --data DATA --out DIR/circuit.json`, or pass the corpus so it can be localized")
         log.info("no circuit saved for this model: localizing it on 300 training queries")
+        self.localized = True
         return localize(self.model, self.ctx.corpus, LocalizeConfig(split="train", n_queries=300, heads=False, attribution=False, lens=False, circuit=False))
 
     @property
@@ -149,6 +151,9 @@ class Editor:
         previous = [dataclasses.asdict(ctx.documents[d]) for d in req.ids if req.op == "update" and d in ctx.documents]
         docids, tokens_before, vocab_before = list(self.model.docids), len(self.model.tokenizer), self.model.vocab_rows
         marks = {s: len(v) for s, v in ctx.edit_keys.items()}
+        t_prepare = time.perf_counter()
+        impl.prepare(ctx, req)  # cached per model: reported apart from the edit's own cost
+        prepare_seconds = time.perf_counter() - t_prepare
         ctx.recorder = Recorder(self.model)
         t0 = time.perf_counter()
         try:
@@ -168,7 +173,7 @@ class Editor:
             op=req.op,
             method=name,
             doc_ids=list(req.ids),
-            params=impl.params() | ({"targets": [str(s) for s in ctx.targets]} if impl.uses_circuit else {}),
+            params=impl.params() | ({"targets": [str(s) for s in ctx.targets]} if impl.uses_circuit else {}) | {"prepare_seconds": round(prepare_seconds, 3)},
             seconds=seconds,
             fingerprint_before=self._fingerprint,
             fingerprint_after=fingerprint,

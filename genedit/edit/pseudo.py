@@ -11,22 +11,14 @@ User-given queries come first and are always kept.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from genedit.data.text import sentences
 from genedit.data.types import Document
-
-_SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z(`'\"])")
-
-
-def sentences(text: str, limit: int) -> list[str]:
-    """Up to `limit` sentences of a text with at least four words each."""
-    parts = [p.strip() for p in _SENTENCE.split(text) if len(p.split()) >= 4]
-    return parts[:limit]
 
 
 @dataclass

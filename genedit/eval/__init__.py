@@ -2,6 +2,7 @@
 
 from genedit.eval.evaluate import DEFAULT_MEASURES, EvalResult, evaluate
 from genedit.eval.measures import Measure, known_measures, parse_measure, parse_measures, register_measure
+from genedit.eval.report import Row, format_table
 from genedit.eval.trec import read_trec_run, write_trec_run
 from genedit.eval.types import Run
 
@@ -9,8 +10,10 @@ __all__ = [
     "DEFAULT_MEASURES",
     "EvalResult",
     "Measure",
+    "Row",
     "Run",
     "evaluate",
+    "format_table",
     "known_measures",
     "parse_measure",
     "parse_measures",

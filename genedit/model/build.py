@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import torch
 from safetensors import safe_open
 from transformers import (
-    AutoConfig,
     AutoTokenizer,
     BartConfig,
     BartForConditionalGeneration,
@@ -22,7 +21,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from genedit.model.genir import _CLASSES, GenIRModel
+from genedit.model.genir import _CLASSES, GenIRModel, load_config
 from genedit.model.pretrained import minilm_path
 
 log = logging.getLogger(__name__)
@@ -39,12 +38,16 @@ class TinySpec:
     n_heads: int = 4
     d_ff: int = 64
     seed: int = 0
+    d_kv: int | None = None  # T5 only: width of one attention head (default d_model // n_heads)
 
 
 def _tiny_hf(arch: str, vocab_size: int, spec: TinySpec, pad_id: int, start_id: int) -> PreTrainedModel:
     torch.manual_seed(spec.seed)
+    if spec.d_kv is not None and arch != "t5":
+        raise ValueError(f"TinySpec.d_kv sets T5's head width; a {arch} head is d_model // n_heads wide")
     if arch == "t5":
-        cfg = T5Config(vocab_size=vocab_size, d_model=spec.d_model, d_kv=spec.d_model // spec.n_heads, d_ff=spec.d_ff, num_layers=spec.n_layers, num_decoder_layers=spec.n_layers, num_heads=spec.n_heads, pad_token_id=pad_id, decoder_start_token_id=start_id, dropout_rate=0.0)
+        d_kv = spec.d_kv if spec.d_kv is not None else spec.d_model // spec.n_heads
+        cfg = T5Config(vocab_size=vocab_size, d_model=spec.d_model, d_kv=d_kv, d_ff=spec.d_ff, num_layers=spec.n_layers, num_decoder_layers=spec.n_layers, num_heads=spec.n_heads, pad_token_id=pad_id, decoder_start_token_id=start_id, dropout_rate=0.0)
         return T5ForConditionalGeneration(cfg)
     if arch == "bart":
         cfg = BartConfig(vocab_size=vocab_size, d_model=spec.d_model, encoder_layers=spec.n_layers, decoder_layers=spec.n_layers, encoder_attention_heads=spec.n_heads, decoder_attention_heads=spec.n_heads, encoder_ffn_dim=spec.d_ff, decoder_ffn_dim=spec.d_ff, pad_token_id=pad_id, decoder_start_token_id=start_id, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, max_position_embeddings=128)
@@ -99,7 +102,7 @@ def base_model(base: str, seed: int = 0) -> GenIRModel:
         model.meta["fresh_parameters"] = [n for n, _ in model.hf.named_parameters()]
         return model
     else:
-        config = AutoConfig.from_pretrained(base)
+        config = load_config(base)
         if config.model_type not in _CLASSES:
             raise ValueError(f"base {base!r} is a {config.model_type!r} model; supported: t5, bart, encoder-decoder")
         hf = _CLASSES[config.model_type].from_pretrained(base)

@@ -3,8 +3,10 @@
 Every decoder component is addressed by its *output linear*:
 - its output is the component's contribution to the residual stream (before the residual add and, for the
   post-LN architectures BART and BERT, before the LayerNorm);
-- its input is, for attention, the concatenation of the heads ([..., H * d_head], see `heads`) and, for the
-  MLP, the hidden activation that feeds the output projection (the "key" of locate-then-edit methods).
+- its input is, for attention, the concatenation of the heads ([..., H * d_head] = [..., d_attn], see `heads`)
+  and, for the MLP, the hidden activation that feeds the output projection (the "key" of locate-then-edit methods).
+The residual width `d_model` and the attention width `d_attn` are equal for BART and BERT but not always for T5
+(t5-3b / t5-11b: 32 or 128 heads of d_kv 128 against d_model 1024).
 The same paths resolve on a torch module and on an nnsight Envoy wrapping it.
 """
 
@@ -57,11 +59,12 @@ class ComponentMap:
     arch: str
     n_layers: int
     n_heads: int
-    d_model: int
+    d_model: int  # residual-stream width: component outputs, readout vectors, docid rows
+    d_head: int  # width of one attention head (T5: d_kv)
     decoder_body: str  # module taking (input_ids, encoder_hidden_states, encoder_attention_mask) -> last_hidden_state
     layer: str  # decoder layer i, "{i}" placeholder; output[0] is the residual stream after the layer
     outputs: dict[Component, str]  # output linear of each component, "{i}" placeholder
-    final_norm: str | None  # applied to the residual stream before unembedding
+    final_norm: str | None  # applied to the residual stream before unembedding; None: the architecture has none
     final_norm_inside_body: bool  # True when decoder_body already applies final_norm to its output
     unembed: str  # Linear whose rows are the output vocabulary (docids included)
     logits_bias: str | None  # extra additive logits buffer (BART final_logits_bias)
@@ -70,9 +73,9 @@ class ComponentMap:
     enc_to_dec: str | None = None  # optional projection of encoder states (EncoderDecoderModel)
 
     @property
-    def d_head(self) -> int:
-        """Width of one attention head."""
-        return self.d_model // self.n_heads
+    def d_attn(self) -> int:
+        """Width of an attention output linear's input: the heads concatenated (n_heads * d_head)."""
+        return self.n_heads * self.d_head
 
     def path(self, component: Component, layer: int) -> str:
         """Dotted module path of a component's output linear in layer `layer`."""
@@ -107,13 +110,13 @@ class ComponentMap:
         return sum(parts) if parts else None  # type: ignore[return-value]
 
     def norm(self, root: Any) -> nn.Module | None:
-        """The final norm (or prediction-head transform) module, if any."""
+        """The final norm (or prediction-head transform) module; None only when the architecture has none."""
         if self.final_norm is None:
             return None
         try:
             return _resolve(root, self.final_norm)
-        except AttributeError:
-            return None
+        except (AttributeError, IndexError):
+            raise ValueError(f"the {self.arch} component map puts the final norm at {self.final_norm!r}, but the model has no such module") from None
 
     def readout(self, root: nn.Module, body_output: torch.Tensor) -> torch.Tensor:
         """Vector that meets the unembedding, from the decoder body's last hidden state."""
@@ -146,6 +149,13 @@ class ComponentMap:
         return out
 
 
+def _even_heads(width: int, n_heads: int) -> int:
+    """Head width of an architecture whose heads split the residual width evenly (BART, BERT)."""
+    if width % n_heads:
+        raise ValueError(f"d_model {width} not divisible by {n_heads} heads")
+    return width // n_heads
+
+
 def _t5_map(model: nn.Module) -> ComponentMap:
     cfg = model.config
     scale = cfg.d_model**-0.5 if getattr(cfg, "scale_decoder_outputs", getattr(cfg, "tie_word_embeddings", True)) else 1.0
@@ -153,7 +163,8 @@ def _t5_map(model: nn.Module) -> ComponentMap:
         arch="t5",
         n_layers=cfg.num_decoder_layers,
         n_heads=cfg.num_heads,
-        d_model=cfg.num_heads * cfg.d_kv,
+        d_model=cfg.d_model,
+        d_head=cfg.d_kv,
         decoder_body="decoder",
         layer="decoder.block.{i}",
         outputs={
@@ -170,6 +181,11 @@ def _t5_map(model: nn.Module) -> ComponentMap:
     )
 
 
+def _bart_has_final_norm(cfg: Any) -> bool:
+    """Whether a BART config asks for a final decoder LayerNorm (mBART-style: add_final_layer_norm / normalize_before)."""
+    return bool(getattr(cfg, "add_final_layer_norm", False) or getattr(cfg, "normalize_before", False))
+
+
 def _bart_map(model: nn.Module) -> ComponentMap:
     cfg = model.config
     return ComponentMap(
@@ -177,6 +193,7 @@ def _bart_map(model: nn.Module) -> ComponentMap:
         n_layers=cfg.decoder_layers,
         n_heads=cfg.decoder_attention_heads,
         d_model=cfg.d_model,
+        d_head=_even_heads(cfg.d_model, cfg.decoder_attention_heads),
         decoder_body="model.decoder",
         layer="model.decoder.layers.{i}",
         outputs={
@@ -184,7 +201,7 @@ def _bart_map(model: nn.Module) -> ComponentMap:
             "cross_attn": "model.decoder.layers.{i}.encoder_attn.out_proj",
             "mlp": "model.decoder.layers.{i}.fc2",
         },
-        final_norm="model.decoder.layer_norm",  # absent in BART proper, present in mBART-style configs
+        final_norm="model.decoder.layer_norm" if _bart_has_final_norm(cfg) else None,  # BART proper has none
         final_norm_inside_body=True,
         unembed="lm_head",
         logits_bias="final_logits_bias",
@@ -200,6 +217,7 @@ def _bert2bert_map(model: nn.Module) -> ComponentMap:
         n_layers=cfg.num_hidden_layers,
         n_heads=cfg.num_attention_heads,
         d_model=cfg.hidden_size,
+        d_head=_even_heads(cfg.hidden_size, cfg.num_attention_heads),
         decoder_body="decoder.bert",
         layer="decoder.bert.encoder.layer.{i}",
         outputs={
@@ -228,8 +246,7 @@ def component_map(model: nn.Module) -> ComponentMap:
     if model_type not in _BUILDERS:
         raise ValueError(f"unsupported architecture {model_type!r}; supported: t5, bart, encoder-decoder (BERT2BERT)")
     cmap = _BUILDERS[model_type](model)
-    if cmap.d_model % cmap.n_heads:
-        raise ValueError(f"d_model {cmap.d_model} not divisible by {cmap.n_heads} heads")
+    cmap.norm(model)  # a final norm the map names but the model lacks fails here, not silently later
     return cmap
 
 

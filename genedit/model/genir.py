@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration, EncoderDecoderModel, PreTrainedModel, T5ForConditionalGeneration
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration, EncoderDecoderModel, PretrainedConfig, PreTrainedModel, T5ForConditionalGeneration
 
 from genedit.data.types import Query
 from genedit.eval.types import Run
@@ -421,7 +423,7 @@ class GenIRModel:
             path = local
         if local.exists() and not (local / "config.json").exists():
             raise FileNotFoundError(f"{local} is not a model directory (no config.json)")
-        config = AutoConfig.from_pretrained(path)
+        config = load_config(path)
         if config.model_type not in _CLASSES:
             raise ValueError(f"{path}: unsupported architecture {config.model_type!r}; supported: {sorted(_CLASSES)}")
         hf = _CLASSES[config.model_type].from_pretrained(path, **hf_kwargs)
@@ -531,6 +533,28 @@ def _added_docid_tokens(tokenizer) -> list[str]:
     if not added:
         raise ValueError("the tokenizer has no added (docid) tokens; pass docids explicitly")
     return sorted(added, key=added.get)
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """Whether a name could be a Hugging Face hub repo id ('t5-small', 'org/model')."""
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def load_config(path: str | Path) -> PretrainedConfig:
+    """The HF config of a local folder or hub id; a missing folder is said to be missing, not a bad repo id."""
+    if Path(path).exists():
+        return AutoConfig.from_pretrained(path)
+    if not _looks_like_hub_id(str(path)):
+        raise FileNotFoundError(f"{path}: no such model folder")
+    try:
+        return AutoConfig.from_pretrained(path)
+    except OSError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileNotFoundError(f"{path}: no such model folder, and loading it as a Hugging Face hub id needs the network (or the hub cache): {reason}") from None
 
 
 def load(path: str | Path, **kwargs) -> GenIRModel:

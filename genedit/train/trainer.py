@@ -134,7 +134,7 @@ def _evaluate(model: GenIRModel, enc: Encoded, targets: torch.Tensor) -> tuple[f
     return hits1, hits10, mrr
 
 
-def _length_batches(order: list[int], lengths: list[int], batch_size: int, window: int = 50) -> list[list[int]]:
+def length_batches(order: list[int], lengths: list[int], batch_size: int, window: int = 50) -> list[list[int]]:
     """Batches of similar length from a shuffled order: each window of `window` batches is sorted by length.
 
     Random batches of queries and pseudo-queries (mean 23 tokens, cut at 48) all pad to 48; sorting within
@@ -243,8 +243,8 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
         e0 = time.monotonic()
         order = torch.randperm(len(pool.target)).tolist()
         idx_order = torch.randint(len(docs), (n_index,)).tolist()
-        batches = [("pool", b) for b in _length_batches(order, pool_lengths, cfg.batch_size)]
-        batches += [("index", b) for b in _length_batches(idx_order, index_lengths, cfg.batch_size)]
+        batches = [("pool", b) for b in length_batches(order, pool_lengths, cfg.batch_size)]
+        batches += [("index", b) for b in length_batches(idx_order, index_lengths, cfg.batch_size)]
         rng.shuffle(batches)
         model.hf.train()
         total, count = 0.0, 0

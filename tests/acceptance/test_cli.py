@@ -7,6 +7,8 @@ import pytest
 from genedit.cli import main
 from genedit.data import synthetic_collection, write_beir
 
+pytestmark = pytest.mark.acceptance
+
 
 @pytest.fixture(scope="module")
 def beir_dir(tmp_path_factory):
@@ -45,13 +47,22 @@ def test_bad_data_exits_2_with_file_and_line(tmp_path, capsys):
     out = tmp_path / "never"
     assert main(["train", "--data", str(bad), "--out", str(out), "--base", "tiny-t5"]) == 2
     err = capsys.readouterr().err
-    assert "corpus.jsonl" in err and "2" in err
+    assert f"{bad / 'corpus.jsonl'}, line 2: invalid JSON" in err  # the reference itself: the tmp path holds digits too
     assert not out.exists()
 
 
-def test_missing_model_dir_exits_2(beir_dir, tmp_path, capsys):
-    assert main(["eval", "--model", str(tmp_path / "nope"), "--data", str(beir_dir)]) == 2
-    assert "genedit: error" in capsys.readouterr().err
+def test_missing_model_dir_says_so_in_one_line(beir_dir, tmp_path, capsys):
+    """Not the hub's repo-id rules: the folder does not exist (and a hub id would need the network)."""
+    missing = tmp_path / "no" / "such" / "dir"
+    assert main(["eval", "--model", str(missing), "--data", str(beir_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"genedit: error: {missing}: no such model folder\n"
+    assert main(["localize", "--model", "no-such-org/no-such-model", "--data", str(beir_dir), "--out", str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err  # tests run with HF_HUB_OFFLINE=1: the hub cannot be reached
+    assert err.startswith("genedit: error: no-such-org/no-such-model: no such model folder") and "network" in err
+    assert err.count("\n") == 1 and not (tmp_path / "c.json").exists()
+    assert main(["train", "--data", str(beir_dir), "--out", str(tmp_path / "m"), "--base", str(missing)]) == 2
+    assert capsys.readouterr().err == f"genedit: error: {missing}: no such model folder\n"
 
 
 def test_tfidf_baseline(beir_dir, tmp_path, capsys):
@@ -88,6 +99,20 @@ def test_localize_with_a_bad_reference_fails_before_writing(beir_dir, tmp_path, 
     assert not out.exists()
     assert main(["localize", "--model", str(model), "--data", str(beir_dir), "--out", str(out), "--compare", str(bad), "--queries", "4"]) == 2
     assert "drop --queries" in capsys.readouterr().err and not out.exists()
+
+
+def test_localize_refuses_to_write_over_the_circuit_it_compares_with(beir_dir, tmp_path, capsys, monkeypatch):
+    """--out == --compare would replace the reference before the differences are reported: refused before any work."""
+    reference = tmp_path / "ref.json"
+    reference.write_text("the reference")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for out in (str(reference), "ref.json", str(tmp_path / "sub" / ".." / "ref.json")):
+        # the model does not exist: refusing first shows that nothing else ran
+        assert main(["localize", "--model", str(tmp_path / "absent"), "--data", str(beir_dir), "--out", out, "--compare", str(reference)]) == 2
+        err = capsys.readouterr().err
+        assert "same file" in err and err.count("\n") == 1, err
+    assert reference.read_text() == "the reference"
 
 
 def test_epochs_must_be_positive(beir_dir, tmp_path, capsys):

@@ -126,6 +126,7 @@ def dense():
     return retriever
 
 
+@pytest.mark.integration
 def test_dense_ranks_matching_doc_first(dense):
     coll = dense_collection()
     run = dense.search(list(coll.queries.values()), k=5)
@@ -139,6 +140,7 @@ def test_dense_ranks_matching_doc_first(dense):
     assert len(dense.search([coll.queries["q_cat"]], k=100).ranking["q_cat"]) == 5
 
 
+@pytest.mark.integration
 def test_dense_matches_brute_force_cosine(dense):
     coll = dense_collection()
     queries = list(coll.queries.values())
@@ -155,6 +157,7 @@ def test_dense_matches_brute_force_cosine(dense):
         assert run.scores[query.id] == pytest.approx(expected, abs=1e-5)
 
 
+@pytest.mark.integration
 def test_dense_truncates_to_max_length(dense):
     long_text = "word " * 2000
     emb_long = dense.encode([long_text])
@@ -163,6 +166,7 @@ def test_dense_truncates_to_max_length(dense):
     np.testing.assert_allclose(emb_long, emb_cut, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_length_sorted_batches_keep_input_order(dense):
     """Embeddings come back in input order and equal unpadded one-text-at-a-time embeddings."""
     texts = ["a much longer text about baking bread in a hot oven for an hour", "cat", "dogs bark", "", "x y z w v u t s"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from circuits.artifact import SCHEMA_VERSION, Circuit, CircuitMismatchError
+from circuits.artifact import SCHEMA_VERSION, Circuit, CircuitMismatchError, shipped_circuit_path
 from circuits.localize import LocalizeConfig, localize
 from circuits.report import write_report
 from circuits.stages import StageRule
@@ -117,6 +117,30 @@ def test_encoder_swap_checks_compatibility(model: GenIRModel, collection: Collec
     wide = tiny_model("bert2bert", collection.doc_ids, TinySpec(n_layers=3, d_model=48, n_heads=4))
     with pytest.raises(SwapError, match="widths differ"):
         encoder_swap(model, wide, texts, relevant)
+
+
+def test_localize_runs_on_a_t5_whose_heads_are_wider_than_its_residual(collection: Collection) -> None:
+    """t5-3b/11b have num_heads * d_kv != d_model: sweep, attribution, lens and circuit search all run."""
+    t5 = tiny_model("t5", collection.doc_ids, TinySpec(n_layers=2, d_model=32, n_heads=4, d_kv=16, seed=0))
+    config = LocalizeConfig(split="train", n_queries=8, lens_queries=4, batch_size=4, max_rows=64, stage_rule=StageRule(min_effect=0.0))
+    found = localize(t5, collection, config)
+    assert len(found.effects) == 2 * 3 + 2 * 2 * 4 and found.minimal is not None
+    assert found.attribution is not None and found.lens is not None
+
+
+def test_shipped_and_older_circuits_load_with_a_truthful_minimal_circuit(tmp_path: Path) -> None:
+    """`met` means a circuit smaller than the whole decoder kept the target; old artifacts load under that meaning."""
+    shipped = Circuit.load(shipped_circuit_path())
+    m = shipped.minimal
+    assert m is not None and m.met and m.n_components < m.n_total
+    assert "NOT" not in shipped.summary_markdown() and "whole decoder" not in shipped.summary_markdown()
+    data = json.loads(shipped_circuit_path().read_text())  # an older run whose search ended with the whole decoder
+    sites = [f"L{layer}.{comp}" for layer in range(data["n_layers"]) for comp in ("self_attn", "cross_attn", "mlp")]
+    data["minimal"].update(sites=sites, n_components=len(sites), hits1=data["minimal"]["full_hits1"], kept_hits1=1.0, met=True)
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = Circuit.load(tmp_path / "old.json")
+    assert old.minimal is not None and not old.minimal.met
+    assert "only the whole decoder" in old.summary_markdown()
 
 
 def test_settings_repeat_the_localization(circuit: Circuit, model: GenIRModel, collection: Collection) -> None:

@@ -14,13 +14,15 @@ from genedit.model.build import TinySpec, tiny_model
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 
-ARCHS = ("t5", "bart", "bert2bert")
+ARCHS = ("t5", "bart", "bert2bert", "t5-wide-heads")
 QUERIES = ["hello world", "foo bar baz qux", "a b c d e f g", "x", "open the file and read it", "sort a list"]
 N_DOCS = 12
 
 
 @pytest.fixture(scope="module", params=ARCHS)
 def model(request: pytest.FixtureRequest) -> GenIRModel:
+    if request.param == "t5-wide-heads":  # num_heads * d_kv != d_model, as in t5-3b / t5-11b
+        return tiny_model("t5", [f"d{i}" for i in range(N_DOCS)], TinySpec(n_layers=3, d_kv=16, seed=1))
     return tiny_model(request.param, [f"d{i}" for i in range(N_DOCS)], TinySpec(n_layers=3, seed=1))
 
 

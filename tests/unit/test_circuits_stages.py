@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
 import torch
 
+import circuits.stages
 from circuits.attribution import spearman
 from circuits.metrics import rank_stats
-from circuits.patching import SiteEffect
-from circuits.stages import StageRule, label_stages
+from circuits.patching import PatchSource, SiteEffect
+from circuits.stages import StageRule, label_stages, minimal_circuit
 from genedit.model.components import COMPONENTS, Site
 
 
@@ -57,3 +61,26 @@ def test_spearman() -> None:
     assert abs(spearman([1, 2, 3, 4], [10, 20, 30, 40]) - 1.0) < 1e-9
     assert abs(spearman([1, 2, 3, 4], [4, 3, 2, 1]) + 1.0) < 1e-9
     assert abs(spearman([1, 2, 2, 3], [1, 3, 2, 4]) - 4.5 / (4.5 * 5) ** 0.5) < 1e-9  # scipy: 0.9487
+
+
+def _search(monkeypatch: pytest.MonkeyPatch, n_layers: int, needed: set[str], target: float = 0.9):
+    """minimal_circuit over a fake model whose Hits@1 is 0.5 while every site in `needed` is live, else 0."""
+
+    def fake_evaluate(runner, encoded, relevant, copies, source, clean, **kw):
+        stats = [SimpleNamespace(hits1=0.0 if needed & {str(s) for s in ablated} else 0.5) for ablated in copies]
+        return SimpleNamespace(clean=SimpleNamespace(hits1=0.5), patched=stats)
+
+    monkeypatch.setattr(circuits.stages, "evaluate_patches", fake_evaluate)
+    runner = SimpleNamespace(cmap=SimpleNamespace(n_layers=n_layers))
+    effects = _effects([0.1 * (i + 1) for i in range(n_layers)], [0.05] * n_layers)
+    return minimal_circuit(runner, None, None, effects, PatchSource.zero(), None, target=target)  # type: ignore[arg-type]
+
+
+def test_minimal_circuit_is_met_only_by_a_circuit_smaller_than_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last prefix tried is the unablated model: that it keeps the target says nothing."""
+    everything = {str(Site(layer, comp)) for layer in range(2) for comp in COMPONENTS}
+    whole = _search(monkeypatch, 2, everything)
+    assert whole.n_components == whole.n_total == 6 and whole.kept_hits1 == 1.0
+    assert not whole.met
+    part = _search(monkeypatch, 2, {"L1.mlp", "L0.cross_attn"})
+    assert part.met and sorted(part.sites) == ["L0.cross_attn", "L1.mlp"]

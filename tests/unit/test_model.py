@@ -31,6 +31,50 @@ def test_component_map_resolves_every_site(model):
         cmap.path("mlp", 3)
 
 
+def test_t5_map_keeps_the_residual_and_attention_widths_apart():
+    """t5-3b/11b: num_heads * d_kv (4096) is not d_model (1024); the map must not confuse the two."""
+    model = tiny_model("t5", DOCS, TinySpec(n_layers=2, d_model=32, n_heads=4, d_kv=16))
+    cmap = model.cmap
+    assert (cmap.d_model, cmap.d_head, cmap.d_attn) == (32, 16, 64)
+    for layer in range(cmap.n_layers):
+        for comp in ("self_attn", "cross_attn"):
+            lin = cmap.module(model.hf, comp, layer)
+            assert (lin.in_features, lin.out_features) == (cmap.d_attn, cmap.d_model)
+            assert cmap.heads(torch.zeros(2, 1, lin.in_features)).shape == (2, 1, 4, 16)
+    assert model.docid_rows().shape == (len(DOCS), cmap.d_model)
+    with pytest.raises(ValueError, match="d_kv"):
+        tiny_model("bart", DOCS, TinySpec(d_kv=16))
+
+
+def test_a_wrong_final_norm_path_raises_instead_of_dropping_the_norm():
+    import dataclasses
+
+    t5 = tiny_model("t5", DOCS)
+    assert t5.cmap.norm(t5.hf) is t5.hf.decoder.final_layer_norm
+    typo = dataclasses.replace(t5.cmap, final_norm="decoder.final_layr_norm")
+    with pytest.raises(ValueError, match="decoder.final_layr_norm"):
+        typo.norm(t5.hf)
+    with pytest.raises(ValueError, match="decoder.final_layr_norm"):
+        typo.lens(t5.hf, torch.zeros(1, t5.cmap.d_model))
+
+
+def test_bart_final_norm_is_absent_unless_the_config_asks_for_one():
+    """BART proper has no final decoder norm; mBART-style configs (add_final_layer_norm) have model.decoder.layer_norm."""
+    bart = tiny_model("bart", DOCS)
+    assert bart.cmap.final_norm is None and bart.cmap.norm(bart.hf) is None
+    hf = bart.hf
+    hf.config.add_final_layer_norm = True
+    try:
+        with pytest.raises(ValueError, match="model.decoder.layer_norm"):
+            component_map(hf)  # the config promises a norm the model lacks: said at once, not dropped
+        hf.model.decoder.layer_norm = torch.nn.LayerNorm(hf.config.d_model)
+        assert component_map(hf).norm(hf) is hf.model.decoder.layer_norm
+    finally:
+        del hf.config.add_final_layer_norm
+        if hasattr(hf.model.decoder, "layer_norm"):
+            del hf.model.decoder.layer_norm
+
+
 def test_component_outputs_are_what_the_forward_pass_adds(model):
     """Hooks on each output linear fire once per forward with a [B, 1, D] step-0 contribution."""
     seen = {}
@@ -119,6 +163,8 @@ def test_site_parse_round_trip():
 def test_load_rejects_non_model_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model directory"):
         GenIRModel.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such model folder"):
+        GenIRModel.load(tmp_path / "absent")
 
 
 def test_base_models_are_seeded_and_leave_the_callers_random_state_alone():

@@ -61,16 +61,16 @@ def test_train_refuses_a_model_that_already_holds_the_documents(collection):
 def test_length_batches_cover_every_example_once_and_pad_less():
     import random
 
-    from genedit.train.trainer import _length_batches
+    from genedit.train.trainer import length_batches
 
     rng = random.Random(0)
     lengths = [rng.randint(5, 48) for _ in range(1000)]
     order = list(range(1000))
     rng.shuffle(order)
-    batches = _length_batches(order, lengths, batch_size=16, window=10)
+    batches = length_batches(order, lengths, batch_size=16, window=10)
     assert sorted(i for b in batches for i in b) == list(range(1000))
     assert all(1 <= len(b) <= 16 for b in batches)
     random_width = sum(max(lengths[i] for i in order[s : s + 16]) for s in range(0, 1000, 16))
     sorted_width = sum(max(lengths[i] for i in b) for b in batches)
     assert sorted_width < 0.8 * random_width
-    assert _length_batches(order, lengths, 16, 10) == batches  # deterministic
+    assert length_batches(order, lengths, 16, 10) == batches  # deterministic

@@ -24,6 +24,9 @@ class EditMethod(ABC):
     uses_circuit: ClassVar[bool] = False  # edits the circuit's target linears
     summary: ClassVar[str] = ""
 
+    def prepare(self, ctx: EditContext, req: EditRequest) -> None:
+        """Compute the per-model statistics the edit reads (cached in the context; not part of an edit's cost)."""
+
     @abstractmethod
     def apply(self, ctx: EditContext, req: EditRequest) -> None:
         """Carry out the edit on ctx.model."""

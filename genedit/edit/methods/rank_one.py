@@ -23,6 +23,7 @@ For a batch of documents:
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,6 @@ from genedit.edit.activations import Prepared, frozen, prepare, run_step
 from genedit.edit.context import EditContext, EditRequest
 from genedit.edit.methods import EditMethod, register
 from genedit.edit.methods.row import initial_rows
-from genedit.edit.pseudo import sentences
 from genedit.edit.solve import null_space, solve_update
 from genedit.model.components import Site
 
@@ -46,6 +46,7 @@ class ValueTargets:
     group: torch.Tensor  # [n] index of the text's document in the request (one value vector per document)
     hard: torch.Tensor  # [n] docid position the text must rank first, or -1
     soft: torch.Tensor | None  # [n, N] target distribution over docids for texts with hard == -1
+    forget: torch.Tensor | None = None  # [n] docid position of the document a soft-target text must forget
 
 
 @register
@@ -58,13 +59,21 @@ class RankOne(EditMethod):
     uses_circuit = True
     summary = "closed-form MEMIT/AlphaEdit update of the circuit's target linears"
     lam: float = 1.0
-    steps: int = 25
-    lr: float = 0.1
+    steps: int = 10
+    lr: float = 0.25
+    query_tokens: int = 32  # truncation of the edit's queries (encoding them is most of an edit's cost)
     clamp: float = 0.75
     weight_decay: float = 1e-3
     nullspace: bool = False
     threshold: float = 1e-2
     alpha: float = 1e-2
+    stop_prob: float = 1.0  # a query stops pushing its document once it has this probability (1: never stop)
+    forget_rank: int = 0  # delete/update: also push the forgotten row below the k-th remaining document (0: off)
+
+    def prepare(self, ctx: EditContext, req: EditRequest) -> None:
+        """Second moments of the preserved keys at every target (once per model)."""
+        for site in ctx.targets:
+            ctx.covariance(site)
 
     def apply(self, ctx: EditContext, req: EditRequest) -> None:
         """Rows first, then the value optimisation and the closed-form update of every target (see module doc)."""
@@ -99,10 +108,11 @@ class RankOne(EditMethod):
                 group += [i] * len(qs)
                 hard += [-1] * len(qs)
         if texts and ctx.targets:
-            batch = prepare(model, texts, max_length=ctx.query_tokens)
+            batch = prepare(model, texts, max_length=self.query_tokens)
             targets = ValueTargets(torch.tensor(group), torch.tensor(hard), None)
             if soft_rows:
                 targets.soft = self._soft_targets(ctx, batch, req.ids)
+                targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in group])
             self._edit(ctx, batch, targets, n_groups=len(req.ids))
         if req.op == "delete":
             weight = model.cmap.unembedding(model.hf).weight
@@ -182,10 +192,16 @@ class RankOne(EditMethod):
                 logp = F.log_softmax(logits, dim=-1)
                 loss = logits.new_zeros(())
                 if hard_mask.any():
-                    loss = loss + F.nll_loss(logp[hard_mask], targets.hard[hard_mask].to(logp.device))
+                    lp = logp[hard_mask].gather(1, targets.hard[hard_mask].to(logp.device)[:, None])[:, 0]
+                    active = lp < math.log(self.stop_prob) if self.stop_prob < 1 else torch.ones_like(lp, dtype=torch.bool)
+                    loss = loss - (lp * active).sum() / max(int(hard_mask.sum()), 1)
                 if targets.soft is not None and (~hard_mask).any():
                     soft = targets.soft[~hard_mask.to(targets.soft.device)]
                     loss = loss - (soft * logp[~hard_mask].clamp(min=-1e4)).sum(-1).mean()
+                    if self.forget_rank:  # the forgotten document's row falls below the k-th remaining document
+                        own = logits[~hard_mask].gather(1, targets.forget[~hard_mask].to(logits.device)[:, None])[:, 0]
+                        kth = logits[~hard_mask].masked_fill(soft == 0, float("-inf")).topk(self.forget_rank, dim=-1).values[:, -1]
+                        loss = loss + torch.relu(own - kth).mean()
                 loss = loss + self.weight_decay * sum((u**2).sum() for u in units.values())
                 opt.zero_grad()
                 loss.backward()

@@ -35,6 +35,10 @@ class RowSolve(EditMethod):
     l2: float = 1e-2
     max_iter: int = 30
 
+    def prepare(self, ctx: EditContext, req: EditRequest) -> None:
+        """Representative readout states of the indexed documents (cached until the decoder changes)."""
+        ctx.doc_states()
+
     def apply(self, ctx: EditContext, req: EditRequest) -> None:
         """Solve the rows, then write them (add: new rows; update: overwrite)."""
         model = ctx.model

@@ -1,0 +1,200 @@
+"""Command line of the editing layer: genedit add | delete | update | log | rollback.
+
+Without --out the model folder is edited in place: the new version is written beside the current one and made
+current by one atomic rename of the folder's HEAD file, so a crash at any moment leaves a loadable model.
+Everything is validated before the model is touched; bad input exits 2 and leaves the folder byte-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _check_target(args: argparse.Namespace) -> Path:
+    """The folder the edited model goes to, checked before any work (writable, and a model folder or empty)."""
+    from genedit.model.genir import check_writable_model_dir, is_model_dir
+
+    model_dir = Path(args.model)
+    if not is_model_dir(model_dir):
+        raise FileNotFoundError(f"{model_dir}: not a genedit model folder (no genedit.json, docids.json and config.json)")
+    out = Path(args.out) if getattr(args, "out", None) else model_dir
+    if out == model_dir or (out.exists() and out.resolve() == model_dir.resolve()):
+        if not os.access(model_dir, os.W_OK):
+            raise PermissionError(f"cannot write {model_dir}: the model folder is not writable")
+        return model_dir
+    check_writable_model_dir(out)
+    existing = next(p for p in out.absolute().parents if p.exists())
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(f"cannot write {out}: {existing} is not writable")
+    return out
+
+
+def _corpus(args: argparse.Namespace, model):
+    """The collection the model indexes: --data, else the data the model was trained on (recorded by genedit train)."""
+    from genedit.data import load_collection
+
+    spec = args.data or model.meta.get("data")
+    if spec is None:
+        return None
+    collection = load_collection(spec)
+    indexed = set(model.docids)
+    if not indexed & set(collection.doc_ids):
+        raise ValueError(f"{spec}: none of its documents is indexed by the model; give the corpus the model indexes")
+    return collection
+
+
+def _editor(args: argparse.Namespace, model):
+    from genedit.edit import Editor, EditSettings
+
+    return Editor(model, corpus=_corpus(args, model), settings=EditSettings(targets=args.targets))
+
+
+def _save(ed, out: Path) -> None:
+    """Write the edited model; a circuit localized for the edit is kept beside it for the next one."""
+    ed.model.save(out, overwrite=False)
+    if ed.localized:
+        ed.circuit.save(out / "circuit.json")
+        print(f"localized the model's circuit for this edit; saved it to {out / 'circuit.json'}")
+
+
+def _report(entry, out: Path) -> None:
+    per_doc = entry.seconds * 1000 / max(len(entry.doc_ids), 1)
+    print(f"{entry.op}: {len(entry.doc_ids)} documents with {entry.method} in {entry.seconds * 1000:.0f} ms ({per_doc:.1f} ms/doc); "
+          f"journal entry {entry.index}; model {entry.fingerprint_before} -> {entry.fingerprint_after}")
+    print(f"saved to {out}")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Add documents (BEIR corpus lines) to a model."""
+    return _edit_docs(args, "add")
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """Give indexed documents new text."""
+    return _edit_docs(args, "update")
+
+
+def _edit_docs(args: argparse.Namespace, op: str) -> int:
+    from genedit.data import read_corpus, read_doc_queries
+    from genedit.model.genir import GenIRModel
+
+    out = _check_target(args)
+    docs = read_corpus(args.docs, require_text=True)
+    queries = read_doc_queries(args.queries, {d.id for d in docs}) if args.queries else None
+    model = GenIRModel.load(args.model)
+    ed = _editor(args, model)
+    entry = (ed.add if op == "add" else ed.update)(docs, queries, method=args.method)
+    _save(ed, out)
+    _report(entry, out)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete documents from a model."""
+    from genedit.model.genir import GenIRModel
+
+    out = _check_target(args)
+    ids = list(args.ids or [])
+    if args.ids_file:
+        path = Path(args.ids_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: file not found")
+        ids += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise ValueError("no document ids to delete (give --ids or --ids-file)")
+    model = GenIRModel.load(args.model)
+    ed = _editor(args, model)
+    entry = ed.delete(ids, method=args.method)
+    _save(ed, out)
+    _report(entry, out)
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    """Print a model's edit journal."""
+    from genedit.model.genir import GenIRModel, is_model_dir
+
+    if not is_model_dir(args.model):
+        raise FileNotFoundError(f"{args.model}: not a genedit model folder")
+    model = GenIRModel.load(args.model)
+    entries = model.journal.entries
+    if args.format == "json":
+        print(json.dumps({"base_fingerprint": model.journal.base_fingerprint, "entries": [e.to_json() for e in entries]}, indent=1))
+        return 0
+    if not entries:
+        print(f"{args.model}: no edits (model {model.fingerprint()})")
+        return 0
+    print(f"{args.model}: {len(entries)} edits since base model {model.journal.base_fingerprint} (0 = before the first edit)")
+    for e in entries:
+        print(e.summary())
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Restore a model to its state after journal entry N (0: before the first edit), bit for bit."""
+    from genedit.edit import rollback_model
+    from genedit.model.genir import GenIRModel
+
+    out = _check_target(args)
+    model = GenIRModel.load(args.model)
+    n = len(model.journal.entries)
+    if not 0 <= args.to <= n:
+        raise ValueError(f"no journal entry {args.to}: {args.model} has entries 1..{n} (0 = before the first edit)")
+    t = time.perf_counter()
+    undone = rollback_model(model, args.to)
+    expected = undone[-1].fingerprint_before if undone else None
+    fingerprint = model.fingerprint()
+    if expected is not None and fingerprint != expected:
+        raise RuntimeError(f"rollback produced model {fingerprint}, but the journal says {expected}")
+    model.save(out)
+    print(f"rolled back {len(undone)} edits in {time.perf_counter() - t:.1f}s: model {fingerprint} (journal entry {args.to}); saved to {out}")
+    return 0
+
+
+def add_edit_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register add / delete / update / log / rollback on the genedit command."""
+    from genedit.edit.context import EditSettings
+    from genedit.edit.methods import methods_for
+
+    def common(p: argparse.ArgumentParser, op: str) -> None:
+        p.add_argument("--model", required=True, help="model folder (edited in place unless --out)")
+        p.add_argument("--method", choices=methods_for(op), help=f"editing method (default {methods_for(op)[0]})")
+        p.add_argument("--out", help="write the edited model to this new folder instead")
+        p.add_argument("--data", help="the corpus the model indexes (BEIR folder or 'default'); default: what it was trained on")
+        p.add_argument("--targets", default=EditSettings.targets, choices=("auto", "cross_attn", "mlp", "both"), help="which circuit components circuit methods edit")
+
+    a = sub.add_parser("add", help="add documents (BEIR corpus lines) to a model")
+    a.add_argument("--docs", required=True, help="JSONL of documents: {\"_id\", \"title\", \"text\"} per line")
+    a.add_argument("--queries", help="JSONL of queries for them: {\"doc\": id, \"text\": query} per line")
+    common(a, "add")
+    a.set_defaults(func=cmd_add)
+
+    d = sub.add_parser("delete", help="delete documents from a model")
+    d.add_argument("--ids", nargs="+", help="document ids")
+    d.add_argument("--ids-file", help="file with one document id per line")
+    common(d, "delete")
+    d.set_defaults(func=cmd_delete)
+
+    u = sub.add_parser("update", help="give indexed documents new text (same ids)")
+    u.add_argument("--docs", required=True, help="JSONL of the documents' new text")
+    u.add_argument("--queries", help="JSONL of queries for the new text: {\"doc\": id, \"text\": query} per line")
+    common(u, "update")
+    u.set_defaults(func=cmd_update)
+
+    lg = sub.add_parser("log", help="list a model's edits")
+    lg.add_argument("--model", required=True)
+    lg.add_argument("--format", choices=("text", "json"), default="text", help="json: the whole journal metadata")
+    lg.set_defaults(func=cmd_log)
+
+    r = sub.add_parser("rollback", help="restore a model to journal entry N (0 = before the first edit)")
+    r.add_argument("--model", required=True)
+    r.add_argument("--to", required=True, type=int, help="journal entry to return to (see genedit log)")
+    r.add_argument("--out", help="write the restored model to this new folder instead")
+    r.set_defaults(func=cmd_rollback)

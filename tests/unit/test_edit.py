@@ -1,0 +1,255 @@
+"""The editing layer on tiny random models of all three architectures: planted answers, parity, exact undo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from genedit.data import synthetic_collection
+from genedit.data.types import Collection, Document
+from genedit.edit import Editor, methods_for, rollback_model
+from genedit.edit.activations import prepare, run_step
+from genedit.edit.solve import null_space, second_moment, solve_update
+from genedit.model.build import TINY_ARCHS, TinySpec, tiny_model
+from genedit.model.components import Site
+from genedit.model.genir import GenIRModel
+
+TARGETS = ["L1.mlp", "L1.cross_attn"]
+
+
+@pytest.fixture(scope="module")
+def collection() -> Collection:
+    return synthetic_collection(24, queries_per_doc=2, seed=3)
+
+
+def _model(arch: str, collection: Collection, n: int = 20) -> GenIRModel:
+    return tiny_model(arch, [d.id for d in collection.documents[:n]], TinySpec(n_layers=2))
+
+
+def _top1(model: GenIRModel, texts: list[str]) -> list[str]:
+    run = model.rank(texts, k=1)
+    return [run.ranking[str(i)][0] for i in range(len(texts))]
+
+
+# --- the closed form -------------------------------------------------------------------------------
+def test_closed_form_update_equals_the_gradient_solution_of_its_objective():
+    gen = torch.Generator().manual_seed(0)
+    keys, resid = torch.randn(12, 8, generator=gen), torch.randn(12, 5, generator=gen)
+    cov = second_moment(torch.randn(40, 8, generator=gen))
+    lam = 0.7
+    closed = solve_update(keys, resid, cov, lam)
+    dw = torch.zeros(5, 8, dtype=torch.float64, requires_grad=True)
+    K, R, C = keys.double(), resid.double(), cov.double()
+    opt = torch.optim.LBFGS([dw], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def objective():
+        opt.zero_grad()
+        loss = ((K @ dw.T - R) ** 2).sum() + lam * len(K) * torch.trace(dw @ C @ dw.T)
+        loss.backward()
+        return loss
+
+    opt.step(objective)
+    torch.testing.assert_close(closed, dw.detach(), atol=1e-6, rtol=1e-6)
+
+
+def test_null_space_update_leaves_preserved_keys_outputs_unchanged():
+    gen = torch.Generator().manual_seed(1)
+    basis = torch.randn(3, 10, generator=gen)
+    preserved = torch.randn(50, 3, generator=gen) @ basis  # the preserved keys span 3 of 10 directions
+    keys, resid = torch.randn(6, 10, generator=gen), torch.randn(6, 4, generator=gen)
+    cov = second_moment(preserved)
+    dw = solve_update(keys, resid, cov, 1.0, projector=null_space(cov, 1e-6), alpha=1e-6)
+    assert (preserved.double() @ dw.T).abs().max() < 1e-5
+    assert (keys.double() @ dw.T - resid.double()).abs().max() < (resid.abs().max() * 0.9)  # it still edits
+
+
+# --- planted behaviour on the three architectures ----------------------------------------------------------
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_rank_one_add_retrieves_the_new_document_and_undo_is_exact(arch, collection):
+    model = _model(arch, collection)
+    before, tokens = model.fingerprint(), len(model.tokenizer)
+    new = collection.documents[20:22]
+    ed = Editor(model, corpus=collection, targets=TARGETS)
+    entry = ed.add(new, method="rank-one")
+    queries = ed.ctx.queries_for(new)
+    hits = [top == doc.id for doc, qs in zip(new, queries) for top in _top1(model, qs)]
+    assert sum(hits) >= 0.8 * len(hits)
+    assert entry.changed_params > 0 and entry.weight_norm > 0 and entry.params["targets"] == TARGETS
+    assert model.docids[-2:] == [d.id for d in new]
+    ed.undo()
+    assert model.fingerprint() == before and len(model.tokenizer) == tokens and model.n_docs == 20
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_row_add_leaves_every_other_documents_logits_unchanged(arch, collection):
+    model = _model(arch, collection)
+    texts = [q.text for q in collection.queries.values()][:10]
+    old = model.scores(model.encode(texts)).clone()
+    Editor(model, corpus=collection).add(collection.documents[20:23], method="row")
+    assert torch.equal(model.scores(model.encode(texts))[:, :20], old)
+
+
+def test_null_space_rank_one_keeps_preserved_outputs(collection):
+    model = _model("t5", collection)
+    ed = Editor(model, corpus=collection, targets=["L1.mlp"])
+    ed.ctx.settings.max_preserved = 6  # few preserved keys: the null space is most of the 64-wide MLP input
+    texts, _ = ed.ctx.preserved_texts()
+    site = Site(1, "mlp")
+    batch = prepare(model, texts, max_length=ed.ctx.query_tokens)
+    with torch.no_grad():
+        out_before = run_step(model, batch, capture=[site]).outputs[site]
+    ed.add(collection.documents[20:21], method="rank-one", nullspace=True, threshold=1e-6, alpha=1e-8)
+    with torch.no_grad():
+        out_after = run_step(model, batch, capture=[site]).outputs[site]
+    assert (out_after - out_before).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("method", ["rank-one", "mask"])
+def test_delete_never_returns_the_document_and_undo_restores_it(method, collection):
+    model = _model("bert2bert", collection)
+    before = model.fingerprint()
+    ed = Editor(model, corpus=collection, targets=TARGETS)
+    ed.delete(["d001", "d005"], method=method)
+    assert "d001" not in model.docids and "d005" not in model.docids and model.n_docs == 18
+    run = model.rank([q.text for q in collection.queries.values()], k=18)
+    assert not {"d001", "d005"} & {d for r in run.ranking.values() for d in r}
+    ed.undo()
+    assert model.fingerprint() == before and model.docids[1] == "d001"
+
+
+def test_update_moves_queries_to_the_new_text(collection):
+    model = _model("t5", collection)
+    ed = Editor(model, corpus=collection, targets=TARGETS)
+    new = Document("d003", "zebra quantum", "zebra quantum chromodynamics lattice gauge theory of strong interactions here.")
+    ed.update([new], method="rank-one")
+    assert _top1(model, ed.ctx.queries_for([new])[0]).count("d003") >= 2
+    assert ed.ctx.documents["d003"].text == new.text
+    ed.undo()
+    assert ed.ctx.documents["d003"].text != new.text
+
+
+# --- journal, rollback, persistence ------------------------------------------------------------------------
+def test_rollback_through_a_hundred_mixed_edits_returns_the_original_model(collection, tmp_path):
+    model = _model("t5", collection, n=12)
+    base, tokenizer_before = model.fingerprint(), _tokenizer_files(model, tmp_path / "before")
+    ed = Editor(model, corpus=collection, targets=["L1.mlp"])
+    fingerprints = [base]
+    extra = [Document(f"x{i}", "", f"extra document number {i} about topic {i % 7} and w{i}") for i in range(60)]
+    for i in range(100):
+        if i % 3 == 2 and model.n_docs > 5:
+            ed.delete([model.docids[i % model.n_docs]], method="mask" if i % 2 else "rank-one")
+        elif i % 5 == 4:
+            doc = collection.document(model.docids[0]) if model.docids[0] in collection._by_id else extra[0]
+            ed.update([Document(doc.id, doc.title, doc.text + f" revision {i}")], method="row")
+        else:
+            ed.add([extra[i % 60]] if extra[i % 60].id not in model._index else [Document(f"y{i}", "", f"another {i}")], method="rank-one" if i % 4 == 0 else "row")
+        fingerprints.append(model.fingerprint())
+    assert len(ed.log()) == 100
+    ed.rollback(to=37)
+    assert model.fingerprint() == fingerprints[37]
+    ed.rollback(to=0)
+    assert model.fingerprint() == base
+    assert _tokenizer_files(model, tmp_path / "after") == tokenizer_before
+
+
+def _tokenizer_files(model: GenIRModel, folder) -> dict[str, object]:
+    """The saved tokenizer, less the truncation/padding state the last encode call leaves in tokenizer.json."""
+    model.tokenizer.save_pretrained(folder)
+    files: dict[str, object] = {p.name: json.loads(p.read_text()) for p in folder.iterdir()}
+    for key in ("truncation", "padding"):
+        files["tokenizer.json"].pop(key, None)  # type: ignore[union-attr]
+    return files
+
+
+def test_saved_journal_rolls_back_after_loading(collection, tmp_path):
+    model = _model("bart", collection)
+    base = model.fingerprint()
+    ed = Editor(model, corpus=collection, targets=TARGETS)
+    ed.add(collection.documents[20:22], method="rank-one")
+    ed.delete(["d002"], method="rank-one")
+    after = model.fingerprint()
+    model.save(tmp_path / "m")
+    loaded = GenIRModel.load(tmp_path / "m")
+    assert loaded.fingerprint() == after and [e.op for e in loaded.journal.entries] == ["add", "delete"]
+    assert loaded.journal.base_fingerprint == base
+    rollback_model(loaded, 1)
+    assert loaded.fingerprint() == ed.log()[0].fingerprint_after
+    loaded.save(tmp_path / "m")  # in place: a new version behind the HEAD pointer
+    again = GenIRModel.load(tmp_path / "m")
+    assert again.fingerprint() == ed.log()[0].fingerprint_after and len(again.journal) == 1
+    rollback_model(again, 0)
+    assert again.fingerprint() == base
+    head = (tmp_path / "m" / "HEAD").read_text().strip()
+    assert head.startswith("versions/v") and len(list((tmp_path / "m" / "versions").iterdir())) == 1
+
+
+def test_in_place_save_keeps_a_loadable_model_when_interrupted(collection, tmp_path, monkeypatch):
+    model = _model("t5", collection)
+    model.save(tmp_path / "m")
+    loaded = GenIRModel.load(tmp_path / "m")
+    fp = loaded.fingerprint()
+    Editor(loaded, corpus=collection).add(collection.documents[20:21], method="row")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing the tokenizer")
+
+    monkeypatch.setattr(loaded.tokenizer, "save_pretrained", crash)
+    with pytest.raises(KeyboardInterrupt):
+        loaded.save(tmp_path / "m")
+    assert GenIRModel.load(tmp_path / "m").fingerprint() == fp
+    assert not list((tmp_path / "m" / "versions").glob(".v*"))  # the half-written version was removed
+
+
+# --- bad input leaves the model untouched ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda ed, c: ed.add([c.documents[0]]), "already indexed"),
+        (lambda ed, c: ed.add([c.documents[21], c.documents[21]]), "repeated"),
+        (lambda ed, c: ed.add([Document("new", "", "  ")]), "empty text"),
+        (lambda ed, c: ed.add([Document("bad id", "", "text here")]), "invalid document id"),
+        (lambda ed, c: ed.add([Document("D001", "", "case clash with d001")]), "folds onto"),
+        (lambda ed, c: ed.delete(["nope"]), "not indexed"),
+        (lambda ed, c: ed.update([Document("nope", "", "text")]), "not indexed"),
+        (lambda ed, c: ed.add([c.documents[21]], method="mask"), "cannot add"),
+        (lambda ed, c: ed.add([c.documents[21]], method="rank-one", bogus=1), "no parameter bogus"),
+        (lambda ed, c: ed.rollback(to=5), "no journal entry 5"),
+    ],
+)
+def test_bad_edits_raise_one_clear_error_and_change_nothing(call, error, collection):
+    model = _model("bert2bert", collection)
+    before, tokens, docids = model.fingerprint(), len(model.tokenizer), list(model.docids)
+    ed = Editor(model, corpus=collection, targets=TARGETS)
+    with pytest.raises((ValueError, KeyError), match=error):
+        call(ed, collection)
+    assert model.fingerprint() == before and len(model.tokenizer) == tokens and model.docids == docids and not ed.log()
+
+
+def test_a_circuit_of_another_model_is_refused(collection):
+    from circuits import CircuitMismatchError, LocalizeConfig, localize
+
+    model = _model("t5", collection)
+    other = tiny_model("t5", [d.id for d in collection.documents[:20]], TinySpec(n_layers=2, seed=1))
+    circuit = localize(other, collection, LocalizeConfig(split="train", n_queries=8, heads=False, attribution=False, lens=False, circuit=False))
+    with pytest.raises(CircuitMismatchError):
+        Editor(model, corpus=collection, circuit=circuit)
+    ed = Editor(other, corpus=collection, circuit=circuit)
+    ed.add(collection.documents[20:21], method="rank-one")
+    circuit.check_model(other)  # still valid after an edit: the journal's base fingerprint is the circuit's
+
+
+def test_registry_lists_methods_per_operation():
+    assert methods_for("delete")[0] == "rank-one" and "mask" in methods_for("delete")
+    assert {"row", "row-solve", "rank-one"} <= set(methods_for("add")) and "mask" not in methods_for("add")
+    with pytest.raises(ValueError, match="unknown operation"):
+        methods_for("merge")
+
+
+def test_journal_metadata_is_plain_json(collection):
+    model = _model("t5", collection)
+    entry = Editor(model, corpus=collection, targets=TARGETS).add(collection.documents[20:21], method="rank-one")
+    data = json.loads(json.dumps(entry.to_json()))
+    assert data["op"] == "add" and data["documents"][0]["id"] == collection.documents[20].id and "changes" not in data
+    assert data["fingerprint_before"] != data["fingerprint_after"]

@@ -1,4 +1,7 @@
-"""Command line: genedit train | eval | baseline | localize | demo | add | delete | update | log | rollback."""
+"""Command line: genedit train | eval | baseline | localize | demo | add | delete | update | log | rollback | bench | check.
+
+Exit codes: 0 ok, 1 a finding (a regression, a circuit that differs), 2 bad input, 3 internal error.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,7 +92,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     collection = load_collection(args.data)
     run, result, seconds = _evaluate_model(GenIRModel.load(args.model), collection, args.split)
     print(format_table([Row("genir", result.aggregate, seconds)]))
-    _write_json(args.json, {"model": str(args.model), "split": args.split, "n_queries": result.n_queries, **result.aggregate})
+    top1 = {q: r[0] for q, r in run.ranking.items() if r}  # lets `genedit check` name the queries that lose rank 1
+    _write_json(args.json, {"model": str(args.model), "split": args.split, "n_queries": result.n_queries, **result.aggregate, "top1": top1})
     if args.run:
         write_trec_run(run, args.run)
     return 0
@@ -212,6 +217,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the editing protocols and write OUT/results.json, results.md and plots (benchmarks.harness)."""
+    from benchmarks.harness import BenchConfig, parse_protocols, run_bench
+    from benchmarks.results import protocol_table
+
+    quick = args.quick
+    config = BenchConfig(
+        data=args.data,
+        out=Path(args.out),
+        protocols=parse_protocols(args.protocol),
+        methods=[m.strip() for m in args.methods.split(",") if m.strip()] if args.methods is not None else None,
+        base=args.base,
+        seed=args.seed,
+        fraction=args.fraction,
+        n_edits=args.edits or (20 if quick else 1000),
+        every=args.every or (10 if quick else 100),
+        epochs=args.epochs or (2 if quick else BenchConfig.epochs),
+        baselines=tuple(b.strip() for b in (args.baselines if args.baselines is not None else ("tfidf,bm25" if quick else "dense,tfidf,bm25")).split(",") if b.strip()),
+    )
+    doc = run_bench(config, command=" ".join(["genedit", *getattr(args, "argv", [])]))
+    for protocol, section in doc["protocols"].items():
+        print(f"\n{protocol} ({section['wall_seconds']:.0f} s)\n")
+        print(protocol_table(protocol, section))
+    failed = [f"{p}/{r['system']}" for p, s in doc["protocols"].items() for r in s["rows"] if "error" in r]
+    print(f"\nresults in {args.out} (results.json, results.md, *.png)")
+    if failed:
+        print(f"genedit: warning: {len(failed)} systems failed: {', '.join(failed)} (details in results.md)", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Regression gate: exit 0 if the model keeps every measure of the reference within its allowed drop, else 1."""
+    from benchmarks.check import format_report, parse_max_drop, run_check
+    from genedit.data import load_collection
+
+    drops = parse_max_drop(args.max_drop)
+    collection = load_collection(args.data)
+    result = run_check(args.model, args.reference, collection, args.split, drops)
+    print(format_report(result))
+    _write_json(args.json, result.to_dict())
+    return 0 if result.passed else 1
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -223,6 +271,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 0.5], got {text}")
     return value
 
 
@@ -252,8 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--run", help="write the TREC run file here")
     e.set_defaults(func=cmd_eval)
 
-    b = sub.add_parser("baseline", help="evaluate a baseline: dense (MiniLM + faiss) or tfidf")
-    b.add_argument("name", choices=["dense", "tfidf"])
+    from genedit.baselines import baseline_names
+
+    b = sub.add_parser("baseline", help="evaluate a baseline: dense (MiniLM + faiss), tfidf or bm25 (bm25s)")
+    b.add_argument("name", choices=baseline_names())
     b.add_argument("--data", required=True)
     b.add_argument("--split", default="test")
     b.add_argument("--json")
@@ -283,12 +340,37 @@ def build_parser() -> argparse.ArgumentParser:
     from genedit.edit.commands import add_edit_parsers
 
     add_edit_parsers(sub)
+
+    be = sub.add_parser("bench", help="editing benchmark: add/delete/update/sequential protocols vs retrain oracle and baselines")
+    be.add_argument("--data", required=True, help="BEIR folder, 'default', or irds:<id> (needs test queries)")
+    be.add_argument("--protocol", required=True, help="add, delete, update, sequential, a comma-separated list, or all")
+    be.add_argument("--methods", help="comma-separated editing methods (default: every method registered for the op; row always runs)")
+    be.add_argument("--out", required=True, help="output folder: absent, empty, or an earlier bench output (its models are reused)")
+    be.add_argument("--base", default="minilm", help="base model of the base and oracle models (tiny-t5 for a smoke run)")
+    be.add_argument("--seed", type=int, default=0, help="seed of the splits and of training")
+    be.add_argument("--fraction", type=_fraction, help="share of documents edited by add/delete/update (default 0.1/0.1/0.05)")
+    be.add_argument("--edits", type=_positive_int, help="length of the sequential stream (default 1000)")
+    be.add_argument("--every", type=_positive_int, help="measure the stream after every N edits (default 100)")
+    be.add_argument("--epochs", type=_positive_int, help=f"epoch bound of base and oracle training (default {TrainConfig.max_epochs})")
+    be.add_argument("--baselines", help="comma-separated baselines on the edited corpus (default dense,tfidf,bm25; empty for none)")
+    be.add_argument("--quick", action="store_true", help="smoke run: --edits 20 --every 10 --epochs 2 --baselines tfidf,bm25 unless given")
+    be.set_defaults(func=cmd_bench)
+
+    c = sub.add_parser("check", help="regression gate: exit 1 if a model drops a measure of a reference by more than allowed")
+    c.add_argument("--model", required=True, help="candidate model folder")
+    c.add_argument("--reference", required=True, help="a model folder, a `genedit eval --json` file or a TREC run")
+    c.add_argument("--data", required=True)
+    c.add_argument("--split", default="test")
+    c.add_argument("--max-drop", help="allowed drops, e.g. hits@1=0.005,hits@10=0.01 (defaults: hits@1 0.005, hits@5 0.01, hits@10 0.01, mrr@10 0.005)")
+    c.add_argument("--json", help="write the verdict, measures and lost queries to this JSON file")
+    c.set_defaults(func=cmd_check)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the genedit command; errors print one line and exit 2."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the genedit command: 0 ok, 1 a finding, 2 bad input (one line), 3 internal error (-v: traceback)."""
+    args = build_parser().parse_args(argv)  # argparse errors exit 2
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     import transformers
 
@@ -306,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"genedit: error: {msg}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug, not the user's input: say so, and show where with -v
+        if args.verbose:
+            traceback.print_exc()
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        print(f"genedit: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

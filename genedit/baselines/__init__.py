@@ -1,4 +1,4 @@
-"""Baseline retrievers (dense MiniLM + faiss, TF-IDF) sharing fit(collection) / search(queries, k) -> Run."""
+"""Baseline retrievers (dense MiniLM + faiss, TF-IDF, BM25) sharing fit(collection) / search(queries, k) -> Run."""
 
 from __future__ import annotations
 
@@ -41,8 +41,14 @@ def _tfidf(**options: object) -> Retriever:
     return TfidfRetriever(**options)  # type: ignore[arg-type]
 
 
+def _bm25(**options: object) -> Retriever:
+    from genedit.baselines.bm25 import BM25Retriever
+
+    return BM25Retriever(**options)  # type: ignore[arg-type]
+
+
 def _factories() -> dict[str, Callable[..., Retriever]]:
-    return {"dense": _dense, "tfidf": _tfidf}
+    return {"bm25": _bm25, "dense": _dense, "tfidf": _tfidf}
 
 
 def baseline_names() -> list[str]:
@@ -85,6 +91,10 @@ def __getattr__(attr: str) -> object:
         from genedit.baselines.dense import DenseRetriever
 
         return DenseRetriever
+    if attr == "BM25Retriever":
+        from genedit.baselines.bm25 import BM25Retriever
+
+        return BM25Retriever
     if attr == "TfidfRetriever":
         from genedit.baselines.tfidf import TfidfRetriever
 
@@ -92,4 +102,4 @@ def __getattr__(attr: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["DenseRetriever", "Retriever", "TfidfRetriever", "baseline_names", "make_baseline", "run_baseline"]
+__all__ = ["BM25Retriever", "DenseRetriever", "Retriever", "TfidfRetriever", "baseline_names", "make_baseline", "run_baseline"]

@@ -80,9 +80,9 @@ def test_top_k_rows_ties_and_order():
 
 
 def test_registry_and_run_baseline():
-    assert baseline_names() == ["dense", "tfidf"]
-    with pytest.raises(ValueError, match="dense.*tfidf"):
-        make_baseline("bm25")
+    assert baseline_names() == ["bm25", "dense", "tfidf"]
+    with pytest.raises(ValueError, match="bm25, dense, tfidf"):
+        make_baseline("splade")
     coll = lexical_collection()
     run, result = run_baseline("TFIDF", coll, "test", k=5)
     assert set(run.ranking) == {"q0", "q1", "q2", "q3"}

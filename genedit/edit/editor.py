@@ -11,7 +11,7 @@ import torch
 
 from genedit.data.types import Collection, Document
 from genedit.edit.context import EditContext, EditRequest, EditSettings, Recorder, get_tensor, tensor_name
-from genedit.edit.methods import OPS, make_method, methods_for
+from genedit.edit.methods import make_method, methods_for
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 from genedit.model.journal import JournalEntry

@@ -4,35 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-import benchmarks.harness as harness
 from genedit.cli import main
 from genedit.data import synthetic_collection, write_beir
-
-
-def _real_editor_available() -> bool:
-    """genedit.edit of this checkout (not a namespace left by another tree on the path) with the editing API."""
-    import genedit
-
-    try:
-        import genedit.edit as edit
-        from genedit.edit import Editor, methods_for  # noqa: F401
-    except ImportError:
-        return False
-    return Path(edit.__file__ or "").resolve().parent.parent == Path(genedit.__file__).resolve().parent
-
-
-@pytest.fixture(autouse=True)
-def editing(monkeypatch):
-    """The real genedit.edit when it is there, else the stand-in with the same surface."""
-    if not _real_editor_available():
-        import tests.fake_edit as fake
-
-        monkeypatch.setattr(harness, "editing_api", lambda: (fake.Editor, fake.methods_for))
 
 
 @pytest.fixture(scope="module")

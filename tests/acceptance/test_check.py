@@ -10,7 +10,6 @@ import torch
 from genedit.cli import main
 from genedit.data import synthetic_collection, write_beir
 from genedit.model.build import tiny_model
-from genedit.model.genir import GenIRModel
 from genedit.train.trainer import TrainConfig, train
 
 

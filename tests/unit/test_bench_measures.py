@@ -48,13 +48,12 @@ def test_rank1_losses_returned_and_agreement():
 
 def test_resurrection_puts_old_rows_back_into_a_copy():
     from genedit.model.build import tiny_model
-    from tests.fake_edit import remove_documents
 
     model = tiny_model("t5", ["a", "b", "c", "d"])
     queries = ["alpha query", "beta words", "gamma", "delta text here"]
     before = model.rank(queries, k=4)
     rows = model.docid_rows().detach().clone()
-    remove_documents(model, ["b", "d"])
+    model.remove_documents(["b", "d"])
     assert model.docids == ["a", "c"]
     probe = M.restore_rows(model, ["b", "d"], rows[[1, 3]])
     assert sorted(probe.docids) == ["a", "b", "c", "d"] and model.docids == ["a", "c"]  # the edited model is untouched

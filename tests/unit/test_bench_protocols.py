@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.protocols import HELD_OUT, SplitSpec, collection_hash, efficacy_pairs, make_split, pseudo_queries
+from benchmarks.protocols import SplitSpec, collection_hash, efficacy_pairs, make_split, pseudo_queries
 from genedit.data import synthetic_collection
 from genedit.data.types import Collection, DataError, Qrels
 

@@ -12,7 +12,9 @@ For a batch of documents:
    - delete / update (old text): the queries get the ranking the model's training objective gives a document it
      never saw: the dense teacher's distribution over the remaining documents (models `genedit train` made) or,
      for other models, their own distribution renormalised without the document; the document gets none;
-   each vector is clamped to `clamp` x the mean norm of the target's outputs;
+   with `forget_rank` k the forgotten row is also pushed below the k-th remaining document (a leaked copy of
+   the old row should not bring the document back); each vector is clamped to `clamp` x the mean norm of the
+   target's outputs; `steps`/`lr` for adds, `forget_steps`/`forget_lr` when the edit also forgets;
 4. update: per target, bottom-up, dW = R K^T (K K^T + lam * n * C)^-1 with C the second moment of the preserved
    keys (the indexed corpus's own queries and pseudo-queries at step 0, cached per target), or with
    `nullspace=True` AlphaEdit's projection onto the directions the preserved keys leave free (plus the earlier
@@ -58,9 +60,9 @@ class RankOne(EditMethod):
     ops = ("add", "delete", "update")
     uses_circuit = True
     summary = "closed-form MEMIT/AlphaEdit update of the circuit's target linears"
-    lam: float = 1.0
-    steps: int = 10
-    lr: float = 0.25
+    lam: float = 3.0
+    steps: int = 6
+    lr: float = 0.4
     query_tokens: int = 32  # truncation of the edit's queries (encoding them is most of an edit's cost)
     clamp: float = 0.75
     weight_decay: float = 1e-3
@@ -68,7 +70,9 @@ class RankOne(EditMethod):
     threshold: float = 1e-2
     alpha: float = 1e-2
     stop_prob: float = 1.0  # a query stops pushing its document once it has this probability (1: never stop)
-    forget_rank: int = 0  # delete/update: also push the forgotten row below the k-th remaining document (0: off)
+    forget_steps: int = 25  # value-optimisation steps when the edit also forgets (delete, update): a harder target
+    forget_lr: float = 0.1
+    forget_rank: int = 10  # delete/update: push the forgotten row below the k-th remaining document too (0: off)
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
         """Second moments of the preserved keys at every target (once per model)."""
@@ -183,10 +187,11 @@ class RankOne(EditMethod):
         sites = ctx.targets
         scale = {s: outputs[s].norm(dim=-1).mean().item() for s in sites}
         units = {s: torch.zeros(n_groups, outputs[s].shape[1], device=outputs[s].device, requires_grad=True) for s in sites}
-        opt = torch.optim.Adam(list(units.values()), lr=self.lr)
+        forgets = targets.soft is not None
+        opt = torch.optim.Adam(list(units.values()), lr=self.forget_lr if forgets else self.lr)
         hard_mask = targets.hard >= 0
         with frozen(model):
-            for _ in range(self.steps):
+            for _ in range(self.forget_steps if forgets else self.steps):
                 add = {s: units[s][targets.group] * scale[s] for s in sites}
                 logits = model.scorer.logits(run_step(model, batch, add=add).state)
                 logp = F.log_softmax(logits, dim=-1)

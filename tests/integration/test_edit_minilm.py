@@ -1,0 +1,54 @@
+"""The editing layer on the real MiniLM weights: a 200-document slice of the bundled corpus, rows = sentence embeddings."""
+
+from __future__ import annotations
+
+import pytest
+
+from genedit.data import load_collection
+from genedit.data.types import Collection, Qrels
+from genedit.edit import Editor
+from genedit.model.build import base_model
+from genedit.train.trainer import TrainConfig, train
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def setup():
+    full = load_collection("default")
+    docs = full.documents[:200]
+    kept = {d.id for d in docs[:180]}
+    qrels = {s: Qrels({q: r for q, r in j.judgments.items() if set(r) <= kept}) for s, j in full.qrels.items()}
+    base = Collection("pydocs-180", docs[:180], full.queries, qrels)
+    model = base_model("minilm")
+    train(model, base, TrainConfig(max_epochs=0))  # the untrained start: rows are the documents' sentence embeddings
+    return model, base, docs[180:]
+
+
+def test_rank_one_on_the_cross_attention_adds_documents_and_undo_is_exact(setup):
+    model, base, new = setup
+    before = model.fingerprint()
+    ed = Editor(model, corpus=base, targets=["L5.cross_attn"])
+    entry = ed.add(new, method="rank-one")
+    queries = ed.ctx.queries_for(new)
+    run = model.rank([q for qs in queries for q in qs], k=1)
+    owners = [d.id for d, qs in zip(new, queries) for _ in qs]
+    hits = sum(run.ranking[str(i)][0] == owner for i, owner in enumerate(owners))
+    assert hits >= 0.9 * len(owners), f"{hits}/{len(owners)} pseudo-queries find their new document"
+    assert entry.params["targets"] == ["L5.cross_attn"] and entry.weight_norm > 0
+    ed.undo()
+    assert model.fingerprint() == before and model.n_docs == 180
+
+
+def test_delete_forgets_what_the_row_alone_would_keep(setup):
+    model, base, _ = setup
+    ed = Editor(model, corpus=base, targets=["L5.cross_attn"])
+    victims = [d.id for d in base.documents[:10]]
+    rows = model.docid_rows().detach()[[model.doc_index(d) for d in victims]].clone()
+    texts = [q for d in victims for q in ed.ctx.queries_for([base.document(d)])[0]]
+    ed.delete(victims, method="rank-one")
+    assert not set(victims) & set(model.docids)
+    model.add_documents(victims, rows)  # a leaked copy of the old rows
+    run = model.rank(texts, k=1)
+    back = sum(run.ranking[str(i)][0] in victims for i in range(len(texts)))
+    assert back < 0.5 * len(texts), f"{back}/{len(texts)} pseudo-queries still pick the deleted documents' old rows"

@@ -1,4 +1,4 @@
-"""The editing layer on the real MiniLM weights: a 200-document slice of the bundled corpus, rows = sentence embeddings."""
+"""The editing layer on the real MiniLM weights: a model of the default recipe trained on 180 documents of the bundled corpus."""
 
 from __future__ import annotations
 
@@ -21,20 +21,28 @@ def setup():
     qrels = {s: Qrels({q: r for q, r in j.judgments.items() if set(r) <= kept}) for s, j in full.qrels.items()}
     base = Collection("pydocs-180", docs[:180], full.queries, qrels)
     model = base_model("minilm")
-    train(model, base, TrainConfig(max_epochs=0))  # the untrained start: rows are the documents' sentence embeddings
+    train(model, base, TrainConfig(max_epochs=4, distill_epochs=3))  # a small model of the default recipe (seconds)
     return model, base, docs[180:]
 
 
-def test_rank_one_on_the_cross_attention_adds_documents_and_undo_is_exact(setup):
+def test_rank_one_on_the_cross_attention_adds_documents_better_than_the_row_and_undo_is_exact(setup):
     model, base, new = setup
     before = model.fingerprint()
     ed = Editor(model, corpus=base, targets=["L5.cross_attn"])
-    entry = ed.add(new, method="rank-one")
     queries = ed.ctx.queries_for(new)
-    run = model.rank([q for qs in queries for q in qs], k=1)
+    texts = [q for qs in queries for q in qs]
     owners = [d.id for d, qs in zip(new, queries) for _ in qs]
-    hits = sum(run.ranking[str(i)][0] == owner for i, owner in enumerate(owners))
-    assert hits >= 0.9 * len(owners), f"{hits}/{len(owners)} pseudo-queries find their new document"
+
+    def found() -> int:
+        run = model.rank(texts, k=1)
+        return sum(run.ranking[str(i)][0] == owner for i, owner in enumerate(owners))
+
+    ed.add(new, method="row")
+    row_hits = found()
+    ed.undo()
+    entry = ed.add(new, method="rank-one")
+    hits = found()
+    assert hits > row_hits and hits >= 0.7 * len(owners), f"rank-one {hits}, row {row_hits} of {len(owners)} pseudo-queries"
     assert entry.params["targets"] == ["L5.cross_attn"] and entry.weight_norm > 0
     ed.undo()
     assert model.fingerprint() == before and model.n_docs == 180

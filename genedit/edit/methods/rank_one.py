@@ -15,7 +15,7 @@ For a batch of documents:
    with `forget_rank` k the forgotten row is also pushed below the k-th remaining document (a leaked copy of
    the old row should not bring the document back); each vector is clamped to `clamp` x the mean norm of the
    target's outputs; `steps`/`lr` for adds, `forget_steps`/`forget_lr` when the edit also forgets;
-4. update: per target, bottom-up, dW = R K^T (K K^T + lam * n * C)^-1 with C the second moment of the preserved
+4. update: per target, bottom-up, dW = R K^T (K K^T + lam * n * C)^-1 (`forget_lam` when the edit forgets) with C the second moment of the preserved
    keys (the indexed corpus's own queries and pseudo-queries at step 0, cached per target), or with
    `nullspace=True` AlphaEdit's projection onto the directions the preserved keys leave free (plus the earlier
    edits' keys). After a lower target is updated, the keys and outputs of the targets above are read again and
@@ -72,6 +72,7 @@ class RankOne(EditMethod):
     stop_prob: float = 1.0  # a query stops pushing its document once it has this probability (1: never stop)
     forget_steps: int = 25  # value-optimisation steps when the edit also forgets (delete, update): a harder target
     forget_lr: float = 0.1
+    forget_lam: float = 1.0  # preservation weight when the edit also forgets (lam 3 leaves the old row findable)
     forget_rank: int = 10  # delete/update: push the forgotten row below the k-th remaining document too (0: off)
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
@@ -171,12 +172,13 @@ class RankOne(EditMethod):
                 keys, now = again.keys[site], again.outputs[site]
             resid = wanted[site] - now
             cov = ctx.covariance(site)
+            lam = self.forget_lam if targets.soft is not None else self.lam
             if self.nullspace:
                 prev = torch.cat(ctx.edit_keys[site]) if ctx.edit_keys.get(site) else None
                 scale = (keys.double().pow(2).sum() / keys.shape[1]).item()
-                delta = solve_update(keys, resid, cov, self.lam, projector=null_space(cov, self.threshold), prev_keys=prev, alpha=self.alpha * scale)
+                delta = solve_update(keys, resid, cov, lam, projector=null_space(cov, self.threshold), prev_keys=prev, alpha=self.alpha * scale)
             else:
-                delta = solve_update(keys, resid, cov, self.lam)
+                delta = solve_update(keys, resid, cov, lam)
             ctx.apply_delta(site, delta)
             ctx.edit_keys.setdefault(site, []).append(keys.detach())
         log.info("rank-one: %d keys, targets %s", len(batch), ", ".join(map(str, sites)))

@@ -28,6 +28,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from genedit.data.types import Collection, Document
+from genedit.eval.rank import hits_at, rank_of, rr_at
 from genedit.model.genir import Encoded, GenIRModel
 from genedit.model.pretrained import mean_pool
 
@@ -125,13 +126,9 @@ def _encode_pool(model: GenIRModel, texts: list[str], targets: list[int], is_que
 
 
 def _evaluate(model: GenIRModel, enc: Encoded, targets: torch.Tensor) -> tuple[float, float, float]:
-    logits = model.scores(enc)
-    target_logit = logits.gather(1, targets.to(logits.device)[:, None])
-    rank = (logits > target_logit).sum(1)  # 0 = first
-    hits1 = (rank < 1).float().mean().item()
-    hits10 = (rank < 10).float().mean().item()
-    mrr = torch.where(rank < 10, 1.0 / (rank + 1).float(), torch.zeros_like(rank, dtype=torch.float)).mean().item()
-    return hits1, hits10, mrr
+    """Hits@1, hits@10 and MRR@10 of encoded queries against target rows [B] or a relevance mask [B, N]."""
+    rank = rank_of(model.scores(enc), targets)
+    return hits_at(rank, 1).mean().item(), hits_at(rank, 10).mean().item(), rr_at(rank, 10).mean().item()
 
 
 def _length_batches(order: list[int], lengths: list[int], batch_size: int, window: int = 50) -> list[list[int]]:

@@ -74,3 +74,18 @@ def test_length_batches_cover_every_example_once_and_pad_less():
     sorted_width = sum(max(lengths[i] for i in b) for b in batches)
     assert sorted_width < 0.8 * random_width
     assert _length_batches(order, lengths, 16, 10) == batches  # deterministic
+
+
+def test_dev_rank_counts_ties_against_the_relevant_document():
+    """Identical docid rows tie every document: the trainer's dev score must rank the relevant one last, not first."""
+    import torch
+
+    from genedit.train.trainer import _evaluate
+
+    model = tiny_model("t5", ["a", "b", "c"])
+    with torch.no_grad():
+        model.cmap.unembedding(model.hf).weight[model.docid_token_ids] = torch.ones(3, model.cmap.d_model)
+    enc = model.encode(["a query", "another query"])
+    hits1, hits10, mrr10 = _evaluate(model, enc, torch.tensor([0, 2]))
+    assert hits1 == 0.0 and hits10 == 1.0
+    assert abs(mrr10 - 1 / 3) < 1e-6

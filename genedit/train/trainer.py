@@ -10,6 +10,11 @@ The recipe keeps the generalisation of a dense retriever while the decoder learn
    plus a KL term to the dense teacher's ranking that stops the decoder from memorising;
 4. queries never move docid rows (only document-side examples do), so documents without training queries
    are not starved; early stopping on a dev split carved from the training queries keeps the best epoch.
+
+Training scores exactly like retrieval: its logits come from `DocidScorer.logits`, output bias included (BERT's
+prediction-head bias, BART's `final_logits_bias`). The bias is not trained: BART's is a buffer anyway, a fresh
+docid's entry starts at 0, and with it frozen a document's score stays one dot product with its row (an edit that
+writes the row decides it); it also leaves the default MiniLM model bit-identical to the trainer before this rule.
 """
 
 from __future__ import annotations
@@ -218,7 +223,6 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
     fused = model.device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(groups + [{"params": [row_param], "lr": cfg.lr_rows, "weight_decay": 0.0}], weight_decay=cfg.weight_decay, fused=fused)
     scorer, optimizer = accelerator.prepare(model.scorer, optimizer)
-    doc_ids = model.docid_token_ids
     teacher_rows = F.normalize(doc_rows, dim=-1)
 
     def score_dev() -> tuple[float, float, float]:
@@ -253,10 +257,10 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             index = torch.tensor(idx)
             part = src.enc.select(index)
             state = scorer(part.hidden, part.mask, return_state=True)
-            weight = unembed[doc_ids]
             is_q = src.is_query[index].to(state.device)
-            # real queries see detached rows: they train the decoder, never the document rows
-            logits = torch.where(is_q[:, None], state @ weight.detach().T, state @ weight.T)
+            # retrieval's logits (output bias included, frozen); real queries see detached rows: they train the
+            # decoder, never the document rows
+            logits = model.scorer.logits(state, detach_rows=is_q, detach_bias=True)
             teacher = F.softmax(src.teacher[index] @ teacher_rows.T / cfg.temperature, dim=-1)
             kl = F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
             loss = kl if distill else F.cross_entropy(logits, src.target[index].to(state.device)) + cfg.kl_weight * kl

@@ -89,3 +89,36 @@ def test_dev_rank_counts_ties_against_the_relevant_document():
     hits1, hits10, mrr10 = _evaluate(model, enc, torch.tensor([0, 2]))
     assert hits1 == 0.0 and hits10 == 1.0
     assert abs(mrr10 - 1 / 3) < 1e-6
+
+
+def test_training_scores_like_retrieval_including_the_output_bias():
+    """BART adds final_logits_bias to retrieval logits: the loss training reports must be the loss of those logits."""
+    import torch
+    import torch.nn.functional as F
+
+    from genedit.model.build import base_model
+    from genedit.train.trainer import _encode_pool, _sentences
+
+    small = synthetic_collection(4, queries_per_doc=2, seed=3)
+    model = base_model("tiny-bart")
+    model.hf.resize_token_embeddings(len(model.tokenizer) + len(small.documents), mean_resizing=False)  # no resize later
+    with torch.no_grad():
+        model.hf.final_logits_bias.normal_(0.0, 3.0, generator=torch.Generator().manual_seed(0))
+    frozen = dict(lr_new=0.0, lr_pretrained=0.0, lr_rows=0.0)  # nothing moves: the reported loss is the start's
+    cfg = TrainConfig(max_epochs=1, distill_epochs=0, indexing_ratio=0.0, batch_size=4, **frozen)
+    result = train(model, small, cfg)
+    assert result.n_dev_queries == 0 and float(model.hf.final_logits_bias[0, model.docid_token_ids].abs().min()) > 0
+
+    texts, targets = [], []
+    for q, rel in small.split("train"):
+        texts += [q.text] * len(rel)
+        targets += [model.doc_index(d) for d in sorted(rel)]
+    for d in small.documents:
+        sentences = _sentences(d.text, cfg.pseudo_queries)
+        texts += sentences
+        targets += [model.doc_index(d.id)] * len(sentences)
+    pool = _encode_pool(model, texts, targets, [False] * len(texts), cfg.query_tokens, cfg.batch_size)
+    logits = model.scores(pool.enc)
+    teacher = F.softmax(pool.teacher @ F.normalize(model.docid_rows(), dim=-1).T / cfg.temperature, dim=-1)
+    expected = F.cross_entropy(logits, pool.target) + F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
+    assert result.history[0].loss == pytest.approx(float(expected), rel=1e-4)

@@ -10,6 +10,7 @@ The recipe keeps the generalisation of a dense retriever while the decoder learn
    plus a KL term to the dense teacher's ranking that stops the decoder from memorising;
 4. queries never move docid rows (only document-side examples do), so documents without training queries
    are not starved; early stopping on a dev split carved from the training queries keeps the best epoch.
+   With fewer than 10 training queries there is no dev split: every epoch runs and the last one is kept.
 
 Training scores exactly like retrieval: its logits come from `DocidScorer.logits`, output bias included (BERT's
 prediction-head bias, BART's `final_logits_bias`). The bias is not trained: BART's is a buffer anyway, a fresh
@@ -62,8 +63,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     temperature: float = 0.05  # teacher softmax temperature (all-MiniLM-L6-v2 was trained at scale 20)
     kl_weight: float = 1.0  # weight of the KL to the teacher's ranking during DSI training
-    dev_fraction: float = 0.1  # share of training queries held out for early stopping
-    patience: int = 4  # epochs without dev improvement before stopping
+    dev_fraction: float = 0.1  # share of training queries held out for early stopping (none below 10 queries: last epoch kept)
+    patience: int = 4  # epochs without dev improvement before stopping (only with a dev split)
 
 
 @dataclass
@@ -86,7 +87,7 @@ class TrainResult:
     config: TrainConfig
     history: list[EpochLog] = field(default_factory=list)
     start_dev: tuple[float, float, float] = (0.0, 0.0, 0.0)  # dev hits@1, hits@10, mrr@10 of the untrained start
-    best_epoch: int = -1
+    best_epoch: int = -1  # epoch whose weights the model keeps (the last one without a dev split; -1: the start)
     seconds: float = 0.0
     n_train_queries: int = 0
     n_dev_queries: int = 0
@@ -232,8 +233,11 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
     index_lengths = index_pool.enc.mask.sum(1).tolist()
     result.start_dev = score_dev()
     best = (result.start_dev[1] + result.start_dev[2], -1)
-    best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
-    log.info("start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
+    if dev_pairs:
+        best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
+        log.info("start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
+    else:
+        log.info("no dev split (fewer than 10 training queries): no early stopping, the last epoch is kept")
     bad_epochs = 0
     for epoch in range(cfg.max_epochs):
         if time.monotonic() > deadline:
@@ -275,7 +279,9 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
         dev = score_dev()
         result.history.append(EpochLog(epoch, "distill" if distill else "dsi", total / max(count, 1), *dev, time.monotonic() - e0))
         log.info("epoch %d (%s): loss %.4f dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f (%.0fs)", epoch, result.history[-1].phase, total / max(count, 1), *dev, time.monotonic() - e0)
-        if dev[1] + dev[2] > best[0] + 1e-9:
+        if not dev_pairs:
+            best = (0.0, epoch)
+        elif dev[1] + dev[2] > best[0] + 1e-9:
             best = (dev[1] + dev[2], epoch)
             best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
             bad_epochs = 0
@@ -284,7 +290,8 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             if bad_epochs >= cfg.patience:
                 log.info("early stop: no dev improvement for %d epochs", bad_epochs)
                 break
-    model.hf.load_state_dict(best_state)
+    if dev_pairs:
+        model.hf.load_state_dict(best_state)
     model.hf.eval()
     result.best_epoch = best[1]
     result.seconds = time.monotonic() - t0

@@ -215,6 +215,10 @@ class GenIRModel:
 
     def _resize_vocab(self, rows: int) -> None:
         """Grow or shrink the output matrix (and tied embedding) to `rows` rows; kept rows are copied exactly."""
+        with torch.random.fork_rng(devices=[]):  # new rows are drawn from the RNG (then overwritten): keep the caller's state
+            self._resize(rows)
+
+    def _resize(self, rows: int) -> None:
         if self.cmap.arch == "bert2bert":
             decoder = self.hf.decoder
             decoder.resize_token_embeddings(rows, mean_resizing=False)

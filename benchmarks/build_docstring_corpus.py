@@ -3,7 +3,7 @@
 python -m benchmarks.build_docstring_corpus OUT_DIR   (about 1,200 documents; 80/20 train/test queries, seeded)
 Used this session to start re-validating the rank-one defaults (see the closing note); not yet in any quoted table.
 """
-import importlib, pkgutil, random, sys, logging
+import importlib, pkgutil, random, sys
 from pathlib import Path
 from genedit.data.default import build as B
 from genedit.data.types import Collection, Document, Query, Qrels

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from circuits.metrics import rank_stats
 from circuits.patching import Activations
 from circuits.runner import ATTENTION, Runner
+from genedit.eval.rank import rank_of
 from genedit.model.components import COMPONENTS, Site, head_contribution
 from genedit.model.genir import Encoded, GenIRModel
 
@@ -207,7 +207,7 @@ def residual_ranks(runner: Runner, encoded: Encoded, relevant: torch.Tensor, *, 
             for layer, out in enumerate(saved):
                 x = out[0] if isinstance(out, tuple) else out
                 logits = model.scorer.logits(cmap.lens(model.hf, x[:, 0]))
-                ranks[layer].append(rank_stats(logits, relevant[index]).rank)
+                ranks[layer].append(rank_of(logits, relevant[index]))
     result = []
     for layer in range(cmap.n_layers):
         r = torch.cat(ranks[layer]).double()

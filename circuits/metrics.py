@@ -6,29 +6,31 @@ from dataclasses import dataclass
 
 import torch
 
+from genedit.eval.rank import hits_at, rank_of, rr_at
+
 
 @dataclass
 class RankStats:
     """Per-query measures of the best-ranked relevant document (any leading shape, e.g. [P, B])."""
 
-    rank: torch.Tensor  # 0-based rank of the best relevant docid (ties with non-relevant docids count against it)
+    rank: torch.Tensor  # 0-based rank of the best relevant docid (genedit.eval.rank_of: ties count against it)
     logit_diff: torch.Tensor  # best relevant logit minus best non-relevant logit
     logprob: torch.Tensor  # logsumexp of relevant logits minus logsumexp of all logits
 
     @property
     def hit1(self) -> torch.Tensor:
         """1.0 where a relevant document is at rank 1."""
-        return (self.rank == 0).float()
+        return hits_at(self.rank, 1)
 
     @property
     def hit10(self) -> torch.Tensor:
         """1.0 where a relevant document is in the top 10."""
-        return (self.rank < 10).float()
+        return hits_at(self.rank, 10)
 
     @property
     def rr10(self) -> torch.Tensor:
         """Reciprocal rank cut at 10."""
-        return torch.where(self.rank < 10, 1.0 / (self.rank.float() + 1.0), torch.zeros_like(self.rank, dtype=torch.float))
+        return rr_at(self.rank, 10)
 
 
 def rank_stats(logits: torch.Tensor, relevant: torch.Tensor) -> RankStats:
@@ -38,7 +40,7 @@ def rank_stats(logits: torch.Tensor, relevant: torch.Tensor) -> RankStats:
     best_rel = logits.masked_fill(~relevant, neg_inf).max(-1).values
     others = logits.masked_fill(relevant, neg_inf)
     best_other = others.max(-1).values
-    rank = (others >= best_rel.unsqueeze(-1)).sum(-1)
+    rank = rank_of(logits, relevant)
     logprob = logits.masked_fill(~relevant, neg_inf).logsumexp(-1) - logits.logsumexp(-1)
     return RankStats(rank=rank, logit_diff=best_rel - best_other, logprob=logprob)
 

@@ -99,12 +99,22 @@ class DocidScorer(nn.Module):
         out = body(input_ids=start, encoder_hidden_states=self.cmap.encoder_states(self.hf, hidden), encoder_attention_mask=mask)
         return self.cmap.readout(self.hf, out.last_hidden_state[:, 0])
 
-    def logits(self, state: torch.Tensor) -> torch.Tensor:
-        """Docid logits [B, N] of readout vectors [B, D]."""
-        weight = self.cmap.unembedding(self.hf).weight
-        logits = state @ weight[self.docid_ids].T
+    def logits(self, state: torch.Tensor, *, detach_rows: torch.Tensor | None = None, detach_bias: bool = False) -> torch.Tensor:
+        """Docid logits [B, N] of readout vectors [B, D]: retrieval's and training's; the detach options only cut gradients.
+
+        `detach_rows` [B] (bool) marks inputs whose gradient must not reach the docid rows; `detach_bias` keeps the
+        output bias out of the gradient. The values are the same with or without them.
+        """
+        weight = self.cmap.unembedding(self.hf).weight[self.docid_ids]
+        if detach_rows is None:
+            logits = state @ weight.T
+        else:
+            logits = torch.where(detach_rows[:, None], state @ weight.detach().T, state @ weight.T)
         bias = self.cmap.bias(self.hf)
-        return logits + bias[self.docid_ids] if bias is not None else logits
+        if bias is None:
+            return logits
+        bias = bias[self.docid_ids]
+        return logits + (bias.detach() if detach_bias else bias)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor, return_state: bool = False) -> torch.Tensor:
         """Docid logits [B, N] for encoder states [B, S, D] with mask [B, S] (or the readout state [B, D])."""
@@ -205,6 +215,10 @@ class GenIRModel:
 
     def _resize_vocab(self, rows: int) -> None:
         """Grow or shrink the output matrix (and tied embedding) to `rows` rows; kept rows are copied exactly."""
+        with torch.random.fork_rng(devices=[]):  # new rows are drawn from the RNG (then overwritten): keep the caller's state
+            self._resize(rows)
+
+    def _resize(self, rows: int) -> None:
         if self.cmap.arch == "bert2bert":
             decoder = self.hf.decoder
             decoder.resize_token_embeddings(rows, mean_resizing=False)

@@ -10,6 +10,12 @@ The recipe keeps the generalisation of a dense retriever while the decoder learn
    plus a KL term to the dense teacher's ranking that stops the decoder from memorising;
 4. queries never move docid rows (only document-side examples do), so documents without training queries
    are not starved; early stopping on a dev split carved from the training queries keeps the best epoch.
+   With fewer than 10 training queries there is no dev split: every epoch runs and the last one is kept.
+
+Training scores exactly like retrieval: its logits come from `DocidScorer.logits`, output bias included (BERT's
+prediction-head bias, BART's `final_logits_bias`). The bias is not trained: BART's is a buffer anyway, a fresh
+docid's entry starts at 0, and with it frozen a document's score stays one dot product with its row (an edit that
+writes the row decides it); it also leaves the default MiniLM model bit-identical to the trainer before this rule.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,13 +32,14 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from genedit.data.text import sentences
 from genedit.data.types import Collection, Document
+from genedit.eval.rank import hits_at, rank_of, rr_at
 from genedit.model.genir import Encoded, GenIRModel
 from genedit.model.pretrained import mean_pool
 
 log = logging.getLogger(__name__)
 
-_SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z(`'\"])")
 
 
 @dataclass
@@ -56,8 +62,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     temperature: float = 0.05  # teacher softmax temperature (all-MiniLM-L6-v2 was trained at scale 20)
     kl_weight: float = 1.0  # weight of the KL to the teacher's ranking during DSI training
-    dev_fraction: float = 0.1  # share of training queries held out for early stopping
-    patience: int = 4  # epochs without dev improvement before stopping
+    dev_fraction: float = 0.1  # share of training queries held out for early stopping (none below 10 queries: last epoch kept)
+    patience: int = 4  # epochs without dev improvement before stopping (only with a dev split)
 
 
 @dataclass
@@ -80,7 +86,7 @@ class TrainResult:
     config: TrainConfig
     history: list[EpochLog] = field(default_factory=list)
     start_dev: tuple[float, float, float] = (0.0, 0.0, 0.0)  # dev hits@1, hits@10, mrr@10 of the untrained start
-    best_epoch: int = -1
+    best_epoch: int = -1  # epoch whose weights the model keeps (the last one without a dev split; -1: the start)
     seconds: float = 0.0
     n_train_queries: int = 0
     n_dev_queries: int = 0
@@ -90,11 +96,6 @@ class TrainResult:
     def to_dict(self) -> dict:
         """JSON-ready summary."""
         return asdict(self)
-
-
-def _sentences(text: str, limit: int) -> list[str]:
-    parts = [p.strip() for p in _SENTENCE.split(text) if len(p.split()) >= 4]
-    return parts[:limit]
 
 
 def _truncate(tokenizer, text: str, n_tokens: int) -> str:
@@ -125,13 +126,9 @@ def _encode_pool(model: GenIRModel, texts: list[str], targets: list[int], is_que
 
 
 def _evaluate(model: GenIRModel, enc: Encoded, targets: torch.Tensor) -> tuple[float, float, float]:
-    logits = model.scores(enc)
-    target_logit = logits.gather(1, targets.to(logits.device)[:, None])
-    rank = (logits > target_logit).sum(1)  # 0 = first
-    hits1 = (rank < 1).float().mean().item()
-    hits10 = (rank < 10).float().mean().item()
-    mrr = torch.where(rank < 10, 1.0 / (rank + 1).float(), torch.zeros_like(rank, dtype=torch.float)).mean().item()
-    return hits1, hits10, mrr
+    """Hits@1, hits@10 and MRR@10 of encoded queries against target rows [B] or a relevance mask [B, N]."""
+    rank = rank_of(model.scores(enc), targets)
+    return hits_at(rank, 1).mean().item(), hits_at(rank, 10).mean().item(), rr_at(rank, 10).mean().item()
 
 
 def length_batches(order: list[int], lengths: list[int], batch_size: int, window: int = 50) -> list[list[int]]:
@@ -202,7 +199,7 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             q_targets.append(model.doc_index(d))
     d_texts, d_targets = [], []
     for i, d in enumerate(docs):
-        d_texts += _sentences(d.text, cfg.pseudo_queries)
+        d_texts += sentences(d.text, cfg.pseudo_queries)
         d_targets += [i] * (len(d_texts) - len(d_targets))
     n_index = int(round(cfg.indexing_ratio * max(len(q_texts), 1)))
     index_texts = indexing_texts(model, docs, cfg.index_tokens)
@@ -221,7 +218,6 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
     fused = model.device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(groups + [{"params": [row_param], "lr": cfg.lr_rows, "weight_decay": 0.0}], weight_decay=cfg.weight_decay, fused=fused)
     scorer, optimizer = accelerator.prepare(model.scorer, optimizer)
-    doc_ids = model.docid_token_ids
     teacher_rows = F.normalize(doc_rows, dim=-1)
 
     def score_dev() -> tuple[float, float, float]:
@@ -231,8 +227,11 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
     index_lengths = index_pool.enc.mask.sum(1).tolist()
     result.start_dev = score_dev()
     best = (result.start_dev[1] + result.start_dev[2], -1)
-    best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
-    log.info("start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
+    if dev_pairs:
+        best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
+        log.info("start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
+    else:
+        log.info("no dev split (fewer than 10 training queries): no early stopping, the last epoch is kept")
     bad_epochs = 0
     for epoch in range(cfg.max_epochs):
         if time.monotonic() > deadline:
@@ -256,10 +255,10 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             index = torch.tensor(idx)
             part = src.enc.select(index)
             state = scorer(part.hidden, part.mask, return_state=True)
-            weight = unembed[doc_ids]
             is_q = src.is_query[index].to(state.device)
-            # real queries see detached rows: they train the decoder, never the document rows
-            logits = torch.where(is_q[:, None], state @ weight.detach().T, state @ weight.T)
+            # retrieval's logits (output bias included, frozen); real queries see detached rows: they train the
+            # decoder, never the document rows
+            logits = model.scorer.logits(state, detach_rows=is_q, detach_bias=True)
             teacher = F.softmax(src.teacher[index] @ teacher_rows.T / cfg.temperature, dim=-1)
             kl = F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
             loss = kl if distill else F.cross_entropy(logits, src.target[index].to(state.device)) + cfg.kl_weight * kl
@@ -274,7 +273,9 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
         dev = score_dev()
         result.history.append(EpochLog(epoch, "distill" if distill else "dsi", total / max(count, 1), *dev, time.monotonic() - e0))
         log.info("epoch %d (%s): loss %.4f dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f (%.0fs)", epoch, result.history[-1].phase, total / max(count, 1), *dev, time.monotonic() - e0)
-        if dev[1] + dev[2] > best[0] + 1e-9:
+        if not dev_pairs:
+            best = (0.0, epoch)
+        elif dev[1] + dev[2] > best[0] + 1e-9:
             best = (dev[1] + dev[2], epoch)
             best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
             bad_epochs = 0
@@ -283,7 +284,8 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             if bad_epochs >= cfg.patience:
                 log.info("early stop: no dev improvement for %d epochs", bad_epochs)
                 break
-    model.hf.load_state_dict(best_state)
+    if dev_pairs:
+        model.hf.load_state_dict(best_state)
     model.hf.eval()
     result.best_epoch = best[1]
     result.seconds = time.monotonic() - t0

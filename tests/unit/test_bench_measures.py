@@ -72,10 +72,9 @@ def test_peak_memory_sees_an_allocation():
     import mmap
     import time
 
-    size = 64 * 2**20
     with M.PeakMemory(interval=0.001) as mem:
-        block = mmap.mmap(-1, size)  # fresh anonymous pages (malloc might reuse memory that is already resident)
-        block.write(b"x" * size)
+        block = mmap.mmap(-1, 64 * 2**20)  # fresh pages: a malloc could reuse memory an earlier test freed
+        block.write(b"\x01" * (64 * 2**20))
         time.sleep(0.05)
         block.close()
     assert mem.growth_mb > 40 and mem.peak_mb >= mem.start_mb + 40

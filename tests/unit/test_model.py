@@ -226,3 +226,20 @@ def test_top_level_load_is_the_documented_entry_point(tmp_path):
     assert isinstance(genedit.load(path), genedit.GenIRModel) and genedit.load(path).docids == ["a", "b"]
     with pytest.raises(AttributeError):
         genedit.no_such_thing  # noqa: B018
+
+
+def test_detached_logits_cut_gradients_only(model):
+    """Training's options of DocidScorer.logits change no value: rows marked detached and a detached bias get no gradient."""
+    state = torch.randn(3, model.cmap.d_model, requires_grad=True)
+    weight = model.cmap.unembedding(model.hf).weight
+    plain = model.scorer.logits(state)
+    assert torch.equal(model.scorer.logits(state, detach_rows=torch.tensor([True, False, True]), detach_bias=True), plain)
+    model.hf.zero_grad(set_to_none=True)
+    model.scorer.logits(state, detach_rows=torch.ones(3, dtype=torch.bool), detach_bias=True).sum().backward()
+    assert state.grad is not None and (weight.grad is None or not weight.grad.any())
+    bias = getattr(model.cmap.unembedding(model.hf), "bias", None)
+    assert bias is None or bias.grad is None or not bias.grad.any()
+    model.scorer.logits(state, detach_rows=torch.tensor([True, False, True])).sum().backward()
+    rows = weight.grad[model.docid_token_ids]
+    assert torch.allclose(rows, state[1].detach().expand_as(rows))  # only the undetached input reaches the rows
+    model.hf.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from genedit.data import synthetic_collection
-from genedit.model.build import tiny_model
+from genedit.model.build import TINY_ARCHS, base_model, tiny_model
 from genedit.train.trainer import TrainConfig, train
 
 
@@ -74,3 +74,82 @@ def test_length_batches_cover_every_example_once_and_pad_less():
     sorted_width = sum(max(lengths[i] for i in b) for b in batches)
     assert sorted_width < 0.8 * random_width
     assert length_batches(order, lengths, 16, 10) == batches  # deterministic
+
+
+def test_dev_rank_counts_ties_against_the_relevant_document():
+    """Identical docid rows tie every document: the trainer's dev score must rank the relevant one last, not first."""
+    import torch
+
+    from genedit.train.trainer import _evaluate
+
+    model = tiny_model("t5", ["a", "b", "c"])
+    with torch.no_grad():
+        model.cmap.unembedding(model.hf).weight[model.docid_token_ids] = torch.ones(3, model.cmap.d_model)
+    enc = model.encode(["a query", "another query"])
+    hits1, hits10, mrr10 = _evaluate(model, enc, torch.tensor([0, 2]))
+    assert hits1 == 0.0 and hits10 == 1.0
+    assert abs(mrr10 - 1 / 3) < 1e-6
+
+
+def test_training_scores_like_retrieval_including_the_output_bias():
+    """BART adds final_logits_bias to retrieval logits: the loss training reports must be the loss of those logits."""
+    import torch
+    import torch.nn.functional as F
+
+    from genedit.data.text import sentences as _sentences
+    from genedit.train.trainer import _encode_pool
+
+    small = synthetic_collection(4, queries_per_doc=2, seed=3)
+    model = base_model("tiny-bart")
+    model.hf.resize_token_embeddings(len(model.tokenizer) + len(small.documents), mean_resizing=False)  # no resize later
+    with torch.no_grad():
+        model.hf.final_logits_bias.normal_(0.0, 3.0, generator=torch.Generator().manual_seed(0))
+    frozen = dict(lr_new=0.0, lr_pretrained=0.0, lr_rows=0.0)  # nothing moves: the reported loss is the start's
+    cfg = TrainConfig(max_epochs=1, distill_epochs=0, indexing_ratio=0.0, batch_size=4, **frozen)
+    result = train(model, small, cfg)
+    assert result.n_dev_queries == 0 and float(model.hf.final_logits_bias[0, model.docid_token_ids].abs().min()) > 0
+
+    texts, targets = [], []
+    for q, rel in small.split("train"):
+        texts += [q.text] * len(rel)
+        targets += [model.doc_index(d) for d in sorted(rel)]
+    for d in small.documents:
+        sentences = _sentences(d.text, cfg.pseudo_queries)
+        texts += sentences
+        targets += [model.doc_index(d.id)] * len(sentences)
+    pool = _encode_pool(model, texts, targets, [False] * len(texts), cfg.query_tokens, cfg.batch_size)
+    logits = model.scores(pool.enc)
+    teacher = F.softmax(pool.teacher @ F.normalize(model.docid_rows(), dim=-1).T / cfg.temperature, dim=-1)
+    expected = F.cross_entropy(logits, pool.target) + F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
+    assert result.history[0].loss == pytest.approx(float(expected), rel=1e-4)
+
+
+# learns the synthetic collection on every tiny architecture in ~2 s (tiny BERT2BERT needs many indexing steps and
+# no teacher: its random encoder's sentence embeddings all point the same way)
+LEARNS = dict(distill_epochs=1, kl_weight=0.0, indexing_ratio=12.0, batch_size=16, lr_new=3e-3, lr_pretrained=3e-3, lr_rows=3e-3)
+
+
+def _indexing_mrr10(model, collection) -> float:
+    """MRR@10 of each document's indexing text retrieving that document."""
+    import torch
+
+    from genedit.eval import rank_of, rr_at
+    from genedit.train.trainer import indexing_texts
+
+    logits = model.scores(model.encode(indexing_texts(model, collection.documents, 32)))
+    target = torch.tensor([model.doc_index(d.id) for d in collection.documents])
+    return rr_at(rank_of(logits, target), 10).mean().item()
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_without_a_dev_split_the_last_epoch_is_kept(arch):
+    """5 training queries leave no dev split: the run must end with its trained weights, not restore the start."""
+    few = synthetic_collection(30, queries_per_doc=1, seed=2, test_fraction=25 / 30)
+    start = base_model(f"tiny-{arch}")
+    train(start, few, TrainConfig(max_epochs=0, **LEARNS))
+    model = base_model(f"tiny-{arch}")
+    result = train(model, few, TrainConfig(max_epochs=40, patience=2, **LEARNS))
+    assert result.n_train_queries == 5 and result.n_dev_queries == 0
+    assert len(result.history) == 40  # no dev score, so no early stopping either
+    assert result.best_epoch == 39 and model.meta["train"]["best_epoch"] == 39
+    assert _indexing_mrr10(model, few) > _indexing_mrr10(start, few) + 0.3

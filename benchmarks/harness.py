@@ -17,7 +17,8 @@ Row keys (results.json, one row per system; absent when a measure does not apply
 - lost_top1: queries of untouched documents (test + train) whose rank 1 the system lost against the base
 - stale (update): the old queries of updated documents, still judged against them (lower = forgot the old text)
 - deleted_returned (delete, sequential): queries whose top 10 holds a deleted document (must be 0)
-- oracle_agreement: share of the deleted documents' queries with the same rank 1 as the retrain-without oracle
+- oracle_agreement: share of the deleted documents' queries with the same rank 1 as the retrain-without oracle;
+  oracle_agreement_old: the same on the untouched documents' queries (how much two trainings agree anyway)
 - resurrection: Hits@10 of the deleted documents' queries after putting their old rows back into the model
 - seconds (the editor's own timing of the edits), ms_per_doc, retrain_ratio (seconds / oracle training seconds),
   wall_seconds (the edit calls, journalling and fingerprinting included), peak_mb, peak_growth_mb, changed_params
@@ -361,8 +362,11 @@ class Bench:
         def delete_measures(model, run: Run) -> dict:
             if not deleted:
                 return {}
-            out = {"deleted_returned": M.returned(run, list({q.id: (q, r) for name, pairs in sets.items() for q, r in pairs}.values()), deleted),
-                   "oracle_agreement": M.top1_agreement(run, oracle_run, sets["deleted"])}
+            old = sets.get("retained", []) + sets.get("retained_train", [])
+            out = {"deleted_returned": M.returned(run, _all_pairs(sets), deleted),
+                   "oracle_agreement": M.top1_agreement(run, oracle_run, sets["deleted"]),
+                   # how often two trainings agree anyway: the scale oracle_agreement is read on
+                   "oracle_agreement_old": M.top1_agreement(run, oracle_run, old)}
             probe = M.restore_rows(model, deleted, deleted_rows)
             res = M.set_measures(self.ranker.rank(probe, {"deleted": sets["deleted"]}, "resurrection"), sets["deleted"])
             out["resurrection"] = res["hits@10"] if res else None
@@ -370,7 +374,8 @@ class Bench:
             return out
 
         rows = []
-        base_row = {"system": "base (unedited)", "kind": "base", "model": base.path.name, **_quality(base_run, sets, None)}
+        base_row = {"system": "base (unedited)", "kind": "base", "model": base.path.name, **_quality(base_run, sets, None),
+                    **delete_measures(base.model, base_run)}  # before the delete: what the deleted documents' queries found
         rows.append(base_row)
         oracle_row = {"system": "oracle (retrain)", "kind": "oracle", "model": oracle.path.name, **_quality(oracle_run, sets, base_run),
                       **delete_measures(oracle.model, oracle_run), **_cost(oracle.train_seconds, n_edited, oracle.train_seconds)}

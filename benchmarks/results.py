@@ -77,8 +77,8 @@ def protocol_table(protocol: str, section: dict) -> str:
     """The markdown table of one protocol (one row per system)."""
     rows = [r for r in section["rows"] if "error" not in r]
     if protocol == "delete":
-        head = ["system", "returned", "agree@1 oracle", "resurrect H@10", "old H@1", "old H@10", "old MRR@10", "lost@1", *COST_HEAD]
-        body = [[_system(r), _f(r.get("deleted_returned")), _f(r.get("oracle_agreement")), _f(r.get("resurrection")),
+        head = ["system", "returned", "agree@1 oracle", "agree@1 oracle (old)", "resurrect H@10", "old H@1", "old H@10", "old MRR@10", "lost@1", *COST_HEAD]
+        body = [[_system(r), _f(r.get("deleted_returned")), _f(r.get("oracle_agreement")), _f(r.get("oracle_agreement_old")), _f(r.get("resurrection")),
                  _m(r, "retained", "hits@1"), _m(r, "retained", "hits@10"), _m(r, "retained", "mrr@10"), _f(r.get("lost_top1")), *_cost_cells(r)] for r in rows]
     else:
         head = ["system", "new H@1", "new H@5", "new H@10", "new MRR@10", "efficacy H@1"]
@@ -133,8 +133,9 @@ def markdown(doc: dict) -> str:
         "new = held-out queries of the added/updated documents (never seen by the edit or the oracle); efficacy = the pseudo-queries "
         "an edit may use (title + sentences); old = test queries of untouched documents; lost@1 = queries of untouched documents "
         "(test + train) that lost rank 1 against the unedited base; returned = queries whose top 10 holds a deleted document; "
-        "agree@1 oracle = same rank 1 as the retrain-without oracle on the deleted documents' queries; resurrect H@10 = Hits@10 of "
-        "those queries once the deleted rows are put back; ms/doc and x retrain = wall time of the edit per document and over the "
+        "agree@1 oracle = same rank 1 as the retrain-without oracle on the deleted documents' queries (old: on the untouched "
+        "documents' queries, how much two trainings agree anyway); resurrect H@10 = Hits@10 of those queries once the deleted rows "
+        "are put back (base row: before the delete); ms/doc and x retrain = wall time of the edit per document and over the "
         "oracle's training time (oracle row: its training; baselines: re-indexing the final corpus).",
     ]
     for protocol, section in doc["protocols"].items():

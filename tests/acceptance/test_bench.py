@@ -45,7 +45,9 @@ def test_quick_bench_runs_every_protocol_and_reuses_its_models(data, tmp_path, c
         if protocol != "delete":
             assert {"edited", "efficacy"} <= set(row) and row["edited"]["hits@10"] >= 0
         else:
-            assert row["deleted_returned"] == 0 and {"oracle_agreement", "resurrection"} <= set(row)
+            assert row["deleted_returned"] == 0 and {"oracle_agreement", "oracle_agreement_old", "resurrection"} <= set(row)
+            base_row = section["rows"][0]
+            assert base_row["deleted_returned"] > 0 and base_row["resurrection"] is not None  # before the delete
         for name in (section["base_model"], section["oracle_model"]):
             assert (out / "models" / name / "genedit.json").exists()
     seq = doc["protocols"]["sequential"]

@@ -216,7 +216,8 @@ class EditContext:
         planned = existing + list(range(len(self.model.tokenizer), len(self.model.tokenizer) + new_count))
         for t in self.unembedding_tensors():
             self.touch(t, planned if t.dim() == 1 or t.shape[0] == self.model.vocab_rows else None)
-        out = self.model.add_documents([d.id for d in docs], rows)
+        with torch.random.fork_rng(devices=[]):  # a vocabulary resize draws from the RNG: keep the caller's state
+            out = self.model.add_documents([d.id for d in docs], rows)
         if out != planned:  # rows past the old vocabulary were journalled as new (no before values)
             raise RuntimeError(f"tokenizer assigned ids {out[:3]}... where {planned[:3]}... were expected")
         self.remember(docs)

@@ -214,11 +214,11 @@ class GenIRModel:
         return tokens
 
     def _resize_vocab(self, rows: int) -> None:
-        """Grow or shrink the output matrix (and tied embedding) to `rows` rows; kept rows are copied exactly."""
-        with torch.random.fork_rng(devices=[]):  # new rows are drawn from the RNG (then overwritten): keep the caller's state
-            self._resize(rows)
+        """Grow or shrink the output matrix (and tied embedding) to `rows` rows; kept rows are copied exactly.
 
-    def _resize(self, rows: int) -> None:
+        Resizing draws the new rows from torch's RNG: training relies on that draw (its seeded stream, hence the
+        reference model's fingerprint, includes it); editing shields the caller's RNG itself (`EditContext.add_rows`).
+        """
         if self.cmap.arch == "bert2bert":
             decoder = self.hf.decoder
             decoder.resize_token_embeddings(rows, mean_resizing=False)

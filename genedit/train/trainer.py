@@ -158,6 +158,22 @@ def _param_groups(model: GenIRModel, cfg: TrainConfig, fresh: set[str]) -> tuple
     return groups, unembed
 
 
+def _encoder_read_rows(model: GenIRModel) -> torch.Tensor | None:
+    """Mask [V] of unembedding rows to keep frozen when the encoder reads the same matrix (T5, BART), else None.
+
+    Tied to the shared input embedding, a vocabulary row that moved (e.g. the decoder start token's, which gets
+    gradient through the decoder input) would change every query's encoder states, which are cached; docid tokens
+    never enter the encoder, so their rows train. BERT2BERT's unembedding is the decoder's own input embedding: it
+    keeps training the start-token row, as it always did.
+    """
+    weight = model.cmap.unembedding(model.hf).weight
+    if not any(p is weight for p in model.hf.get_encoder().parameters()):
+        return None
+    frozen = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+    frozen[model.docid_token_ids] = False
+    return frozen
+
+
 def fresh_parameters(model: GenIRModel) -> set[str]:
     """Names of parameters the base did not carry (freshly initialised): recorded by `base_model`, else none."""
     return set(model.meta.get("fresh_parameters", []))
@@ -211,9 +227,10 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
     log.info("training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", len(q_texts), len(d_texts), len(docs), len(dev_pairs))
 
     result = TrainResult(cfg, n_train_queries=len(q_texts), n_dev_queries=len(dev_pairs), n_docs=len(docs))
-    groups, unembed = _param_groups(model, cfg, fresh_parameters(model))
+    groups, row_param = _param_groups(model, cfg, fresh_parameters(model))
     model.hf.get_encoder().requires_grad_(False)  # its states are cached above: it cannot learn here
-    row_param = unembed
+    row_param.requires_grad_(True)  # T5 and BART tie it to the encoder's input embedding: their docid rows still train
+    frozen_rows = _encoder_read_rows(model)
     # the fused kernel (CPU and CUDA) takes ~40% off a CPU step: AdamW over the 30k-row tied embedding dominates
     fused = model.device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(groups + [{"params": [row_param], "lr": cfg.lr_rows, "weight_decay": 0.0}], weight_decay=cfg.weight_decay, fused=fused)
@@ -266,6 +283,8 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             accelerator.backward(loss)
             if distill:
                 row_param.grad = None
+            elif frozen_rows is not None and row_param.grad is not None:
+                row_param.grad[frozen_rows] = 0.0  # exactly 0: Adam leaves these rows bit-identical
             optimizer.step()
             total += loss.item() * len(idx)
             count += len(idx)

@@ -114,7 +114,7 @@ class _Pool:
     """Cached encoder states of every training input, with its target doc and kind."""
 
     enc: Encoded
-    target: torch.Tensor  # doc index
+    target: torch.Tensor  # model row of the target document (GenIRModel.doc_index)
     is_query: torch.Tensor  # bool: a real query (must not move docid rows)
     teacher: torch.Tensor  # normalised mean-pooled encoder state [n, D]
 
@@ -180,7 +180,11 @@ def fresh_parameters(model: GenIRModel) -> set[str]:
 
 
 def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = None, *, split: str = "train") -> TrainResult:
-    """Index every document of `collection` into `model` and train it with the DSI recipe above."""
+    """Index every document of `collection` into `model` and train it with the DSI recipe above.
+
+    Documents the model already holds (none of the collection's) keep their rows and compete in every softmax; the
+    teacher reads their current rows. All targets are model rows (`GenIRModel.doc_index`).
+    """
     cfg = cfg or TrainConfig()
     t0 = time.monotonic()
     deadline = t0 + cfg.minutes * 60 if cfg.minutes is not None else math.inf
@@ -196,10 +200,10 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
     row_enc = model.encode([d.indexing_text() for d in docs], max_length=cfg.row_tokens, progress=True)
     rows = F.normalize(mean_pool(row_enc.hidden, row_enc.mask), dim=-1)
     del row_enc
-    new_ids = [d.id for d in docs if d.id not in model._index]
-    if len(new_ids) != len(docs):
-        raise ValueError("train() expects a model without these documents; build a fresh base model")
-    model.add_documents(new_ids, rows)
+    held = [d.id for d in docs if d.id in model._index]
+    if held:
+        raise ValueError(f"the model already holds {len(held)} of these documents (e.g. {held[:3]}); train() indexes new documents: use a fresh base model or one without them")
+    model.add_documents([d.id for d in docs], rows)
     doc_rows = model.docid_rows().detach().clone()
 
     # 2. training inputs: queries (train/dev), pseudo-queries, indexing texts
@@ -214,16 +218,18 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             q_texts.append(q.text)
             q_targets.append(model.doc_index(d))
     d_texts, d_targets = [], []
-    for i, d in enumerate(docs):
+    for d in docs:
         d_texts += sentences(d.text, cfg.pseudo_queries)
-        d_targets += [i] * (len(d_texts) - len(d_targets))
+        d_targets += [model.doc_index(d.id)] * (len(d_texts) - len(d_targets))
     n_index = int(round(cfg.indexing_ratio * max(len(q_texts), 1)))
     index_texts = indexing_texts(model, docs, cfg.index_tokens)
     pool = _encode_pool(model, q_texts + d_texts, q_targets + d_targets, [True] * len(q_texts) + [False] * len(d_texts), cfg.query_tokens, cfg.batch_size)
-    index_pool = _encode_pool(model, index_texts, list(range(len(docs))), [False] * len(docs), cfg.index_tokens + 16, cfg.batch_size)
+    index_pool = _encode_pool(model, index_texts, [model.doc_index(d.id) for d in docs], [False] * len(docs), cfg.index_tokens + 16, cfg.batch_size)
     if dev_pairs:
         dev_enc = model.encode([q.text for q, _ in dev_pairs], max_length=cfg.query_tokens)
-        dev_t = torch.tensor([model.doc_index(sorted(rel)[0]) for _, rel in dev_pairs])
+        dev_t = torch.zeros(len(dev_pairs), model.n_docs, dtype=torch.bool)  # relevance over the model's rows
+        for row, (_, rel) in enumerate(dev_pairs):
+            dev_t[row, [model.doc_index(d) for d in rel]] = True
     log.info("training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", len(q_texts), len(d_texts), len(docs), len(dev_pairs))
 
     result = TrainResult(cfg, n_train_queries=len(q_texts), n_dev_queries=len(dev_pairs), n_docs=len(docs))

@@ -178,3 +178,19 @@ def test_docid_rows_train_and_nothing_else_in_the_vocabulary_moves(arch):
     assert same.tolist() == expected.tolist()
     texts = [q.text for q, _ in few.split("test")]
     assert torch.equal(model.encode(texts).hidden, start.encode(texts).hidden)
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_training_a_model_that_holds_other_documents_targets_their_model_rows(arch):
+    """Training targets are model rows: with 5 other documents already held, collection position i is not row i."""
+    import torch
+
+    few = synthetic_collection(30, queries_per_doc=1, seed=2, test_fraction=25 / 30)
+    model = base_model(f"tiny-{arch}")
+    held = [f"held{i}" for i in range(5)]
+    model.add_documents(held, torch.randn(5, model.cmap.d_model, generator=torch.Generator().manual_seed(1)))
+    result = train(model, few, TrainConfig(max_epochs=40, **LEARNS))
+    assert model.docids[:5] == held and model.n_docs == 35 and result.n_docs == 30
+    assert _indexing_mrr10(model, few) > 0.7
+    with pytest.raises(ValueError, match="fresh base model"):
+        train(model, few, TrainConfig(max_epochs=1))

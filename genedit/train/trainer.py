@@ -24,12 +24,14 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState, PartialState
 from tqdm.auto import tqdm
 
 from genedit.data.text import sentences
@@ -179,17 +181,45 @@ def fresh_parameters(model: GenIRModel) -> set[str]:
     return set(model.meta.get("fresh_parameters", []))
 
 
+@contextmanager
+def _no_global_state(model: GenIRModel) -> Iterator[None]:
+    """Restore what a run changes outside its result: RNG states, requires_grad flags, accelerate's singletons."""
+    py_state = random.getstate()
+    flags = {name: p.requires_grad for name, p in model.hf.named_parameters()}
+    # accelerate keeps process-wide state (device, cpu flag); a run that created it drops it, so a later run on another
+    # device starts clean (accelerate's own reset is a private `_shared_state.clear()`; no public API exists)
+    singletons = [AcceleratorState, PartialState, GradientState]
+    created = [not cls._shared_state for cls in singletons]
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(py_state)
+        for name, p in model.hf.named_parameters():
+            p.requires_grad_(flags.get(name, True))
+        for cls, fresh in zip(singletons, created):
+            if fresh:
+                cls._shared_state.clear()
+
+
 def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = None, *, split: str = "train") -> TrainResult:
     """Index every document of `collection` into `model` and train it with the DSI recipe above.
 
     Documents the model already holds (none of the collection's) keep their rows and compete in every softmax; the
-    teacher reads their current rows. All targets are model rows (`GenIRModel.doc_index`).
+    teacher reads their current rows. All targets are model rows (`GenIRModel.doc_index`). The run is a function of
+    seed, data and hardware, and leaves no global state behind (the caller's RNG states are restored).
     """
     cfg = cfg or TrainConfig()
+    with _no_global_state(model):
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        return _train(model, collection, cfg, split)
+
+
+def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: str) -> TrainResult:
     t0 = time.monotonic()
     deadline = t0 + cfg.minutes * 60 if cfg.minutes is not None else math.inf
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=model.device.type == "cpu")
     docs = collection.documents
     if not docs:

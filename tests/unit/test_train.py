@@ -194,3 +194,22 @@ def test_training_a_model_that_holds_other_documents_targets_their_model_rows(ar
     assert _indexing_mrr10(model, few) > 0.7
     with pytest.raises(ValueError, match="fresh base model"):
         train(model, few, TrainConfig(max_epochs=1))
+
+
+def test_train_leaves_no_global_state_behind(collection):
+    """The caller's RNG streams, the model's requires_grad flags and accelerate's singletons are as before the run."""
+    import random
+
+    import torch
+    from accelerate.state import AcceleratorState, PartialState
+
+    model = base_model("tiny-bart")
+    accelerate_was_set = bool(PartialState._shared_state)
+    random.seed(123)
+    torch.manual_seed(123)
+    py_state, torch_state = random.getstate(), torch.get_rng_state()
+    train(model, collection, TrainConfig(max_epochs=2, distill_epochs=1, batch_size=16))
+    assert random.getstate() == py_state and torch.equal(torch.get_rng_state(), torch_state)
+    assert all(p.requires_grad for p in model.hf.parameters()) and not model.hf.training
+    if not accelerate_was_set:
+        assert not PartialState._shared_state and not AcceleratorState._shared_state

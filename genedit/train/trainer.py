@@ -24,12 +24,14 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState, PartialState
 from tqdm.auto import tqdm
 
 from genedit.data.text import sentences
@@ -114,7 +116,7 @@ class _Pool:
     """Cached encoder states of every training input, with its target doc and kind."""
 
     enc: Encoded
-    target: torch.Tensor  # doc index
+    target: torch.Tensor  # model row of the target document (GenIRModel.doc_index)
     is_query: torch.Tensor  # bool: a real query (must not move docid rows)
     teacher: torch.Tensor  # normalised mean-pooled encoder state [n, D]
 
@@ -158,18 +160,66 @@ def _param_groups(model: GenIRModel, cfg: TrainConfig, fresh: set[str]) -> tuple
     return groups, unembed
 
 
+def _encoder_read_rows(model: GenIRModel) -> torch.Tensor | None:
+    """Mask [V] of unembedding rows to keep frozen when the encoder reads the same matrix (T5, BART), else None.
+
+    Tied to the shared input embedding, a vocabulary row that moved (e.g. the decoder start token's, which gets
+    gradient through the decoder input) would change every query's encoder states, which are cached; docid tokens
+    never enter the encoder, so their rows train. BERT2BERT's unembedding is the decoder's own input embedding: it
+    keeps training the start-token row, as it always did.
+    """
+    weight = model.cmap.unembedding(model.hf).weight
+    if not any(p is weight for p in model.hf.get_encoder().parameters()):
+        return None
+    frozen = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+    frozen[model.docid_token_ids] = False
+    return frozen
+
+
 def fresh_parameters(model: GenIRModel) -> set[str]:
     """Names of parameters the base did not carry (freshly initialised): recorded by `base_model`, else none."""
     return set(model.meta.get("fresh_parameters", []))
 
 
+@contextmanager
+def _no_global_state(model: GenIRModel) -> Iterator[None]:
+    """Restore what a run changes outside its result: RNG states, requires_grad flags, accelerate's singletons."""
+    py_state = random.getstate()
+    flags = {name: p.requires_grad for name, p in model.hf.named_parameters()}
+    # accelerate keeps process-wide state (device, cpu flag); a run that created it drops it, so a later run on another
+    # device starts clean (accelerate's own reset is a private `_shared_state.clear()`; no public API exists)
+    singletons = [AcceleratorState, PartialState, GradientState]
+    created = [not cls._shared_state for cls in singletons]
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(py_state)
+        for name, p in model.hf.named_parameters():
+            p.requires_grad_(flags.get(name, True))
+        for cls, fresh in zip(singletons, created):
+            if fresh:
+                cls._shared_state.clear()
+
+
 def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = None, *, split: str = "train") -> TrainResult:
-    """Index every document of `collection` into `model` and train it with the DSI recipe above."""
+    """Index every document of `collection` into `model` and train it with the DSI recipe above.
+
+    Documents the model already holds (none of the collection's) keep their rows and compete in every softmax; the
+    teacher reads their current rows. All targets are model rows (`GenIRModel.doc_index`). The run is a function of
+    seed, data and hardware, and leaves no global state behind (the caller's RNG states are restored).
+    """
     cfg = cfg or TrainConfig()
+    with _no_global_state(model):
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        return _train(model, collection, cfg, split)
+
+
+def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: str) -> TrainResult:
     t0 = time.monotonic()
     deadline = t0 + cfg.minutes * 60 if cfg.minutes is not None else math.inf
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=model.device.type == "cpu")
     docs = collection.documents
     if not docs:
@@ -180,10 +230,10 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
     row_enc = model.encode([d.indexing_text() for d in docs], max_length=cfg.row_tokens, progress=True)
     rows = F.normalize(mean_pool(row_enc.hidden, row_enc.mask), dim=-1)
     del row_enc
-    new_ids = [d.id for d in docs if d.id not in model._index]
-    if len(new_ids) != len(docs):
-        raise ValueError("train() expects a model without these documents; build a fresh base model")
-    model.add_documents(new_ids, rows)
+    held = [d.id for d in docs if d.id in model._index]
+    if held:
+        raise ValueError(f"the model already holds {len(held)} of these documents (e.g. {held[:3]}); train() indexes new documents: use a fresh base model or one without them")
+    model.add_documents([d.id for d in docs], rows)
     doc_rows = model.docid_rows().detach().clone()
 
     # 2. training inputs: queries (train/dev), pseudo-queries, indexing texts
@@ -198,22 +248,25 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             q_texts.append(q.text)
             q_targets.append(model.doc_index(d))
     d_texts, d_targets = [], []
-    for i, d in enumerate(docs):
+    for d in docs:
         d_texts += sentences(d.text, cfg.pseudo_queries)
-        d_targets += [i] * (len(d_texts) - len(d_targets))
+        d_targets += [model.doc_index(d.id)] * (len(d_texts) - len(d_targets))
     n_index = int(round(cfg.indexing_ratio * max(len(q_texts), 1)))
     index_texts = indexing_texts(model, docs, cfg.index_tokens)
     pool = _encode_pool(model, q_texts + d_texts, q_targets + d_targets, [True] * len(q_texts) + [False] * len(d_texts), cfg.query_tokens, cfg.batch_size)
-    index_pool = _encode_pool(model, index_texts, list(range(len(docs))), [False] * len(docs), cfg.index_tokens + 16, cfg.batch_size)
+    index_pool = _encode_pool(model, index_texts, [model.doc_index(d.id) for d in docs], [False] * len(docs), cfg.index_tokens + 16, cfg.batch_size)
     if dev_pairs:
         dev_enc = model.encode([q.text for q, _ in dev_pairs], max_length=cfg.query_tokens)
-        dev_t = torch.tensor([model.doc_index(sorted(rel)[0]) for _, rel in dev_pairs])
+        dev_t = torch.zeros(len(dev_pairs), model.n_docs, dtype=torch.bool)  # relevance over the model's rows
+        for row, (_, rel) in enumerate(dev_pairs):
+            dev_t[row, [model.doc_index(d) for d in rel]] = True
     log.info("training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", len(q_texts), len(d_texts), len(docs), len(dev_pairs))
 
     result = TrainResult(cfg, n_train_queries=len(q_texts), n_dev_queries=len(dev_pairs), n_docs=len(docs))
-    groups, unembed = _param_groups(model, cfg, fresh_parameters(model))
+    groups, row_param = _param_groups(model, cfg, fresh_parameters(model))
     model.hf.get_encoder().requires_grad_(False)  # its states are cached above: it cannot learn here
-    row_param = unembed
+    row_param.requires_grad_(True)  # T5 and BART tie it to the encoder's input embedding: their docid rows still train
+    frozen_rows = _encoder_read_rows(model)
     # the fused kernel (CPU and CUDA) takes ~40% off a CPU step: AdamW over the 30k-row tied embedding dominates
     fused = model.device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(groups + [{"params": [row_param], "lr": cfg.lr_rows, "weight_decay": 0.0}], weight_decay=cfg.weight_decay, fused=fused)
@@ -266,6 +319,8 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
             accelerator.backward(loss)
             if distill:
                 row_param.grad = None
+            elif frozen_rows is not None and row_param.grad is not None:
+                row_param.grad[frozen_rows] = 0.0  # exactly 0: Adam leaves these rows bit-identical
             optimizer.step()
             total += loss.item() * len(idx)
             count += len(idx)

@@ -119,7 +119,7 @@ def test_training_scores_like_retrieval_including_the_output_bias():
         targets += [model.doc_index(d.id)] * len(sentences)
     pool = _encode_pool(model, texts, targets, [False] * len(texts), cfg.query_tokens, cfg.batch_size)
     logits = model.scores(pool.enc)
-    teacher = F.softmax(pool.teacher @ F.normalize(model.docid_rows(), dim=-1).T / cfg.temperature, dim=-1)
+    teacher = F.softmax(pool.teacher @ F.normalize(model.docid_rows().detach(), dim=-1).T / cfg.temperature, dim=-1)
     expected = F.cross_entropy(logits, pool.target) + F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
     assert result.history[0].loss == pytest.approx(float(expected), rel=1e-4)
 
@@ -153,3 +153,63 @@ def test_without_a_dev_split_the_last_epoch_is_kept(arch):
     assert len(result.history) == 40  # no dev score, so no early stopping either
     assert result.best_epoch == 39 and model.meta["train"]["best_epoch"] == 39
     assert _indexing_mrr10(model, few) > _indexing_mrr10(start, few) + 0.3
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_docid_rows_train_and_nothing_else_in_the_vocabulary_moves(arch):
+    """T5 and BART tie the docid rows to the encoder's (frozen) input embedding: the rows must still train, while every
+    other vocabulary row stays bit-identical (BERT2BERT's decoder-only start-token row excepted) and the encoder
+    states the trainer cached stay valid."""
+    import torch
+
+    few = synthetic_collection(30, queries_per_doc=1, seed=2, test_fraction=25 / 30)  # no dev: the last epoch is kept
+    start = base_model(f"tiny-{arch}")
+    vocab = start.cmap.unembedding(start.hf).weight.detach().clone()
+    train(start, few, TrainConfig(max_epochs=0, **LEARNS))
+    model = base_model(f"tiny-{arch}")
+    train(model, few, TrainConfig(max_epochs=4, **LEARNS))
+    moved = (model.docid_rows() - start.docid_rows()).norm(dim=-1)
+    assert bool((moved > 0).all()), f"{int((moved == 0).sum())} docid rows never trained"
+    after = model.cmap.unembedding(model.hf).weight[: len(vocab)]
+    same = (after == vocab).all(-1)
+    expected = torch.ones_like(same)
+    if arch == "bert2bert":
+        expected[model.scorer.start_id] = False  # the decoder's own input embedding of its start token trains
+    assert same.tolist() == expected.tolist()
+    texts = [q.text for q, _ in few.split("test")]
+    assert torch.equal(model.encode(texts).hidden, start.encode(texts).hidden)
+
+
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_training_a_model_that_holds_other_documents_targets_their_model_rows(arch):
+    """Training targets are model rows: with 5 other documents already held, collection position i is not row i."""
+    import torch
+
+    few = synthetic_collection(30, queries_per_doc=1, seed=2, test_fraction=25 / 30)
+    model = base_model(f"tiny-{arch}")
+    held = [f"held{i}" for i in range(5)]
+    model.add_documents(held, torch.randn(5, model.cmap.d_model, generator=torch.Generator().manual_seed(1)))
+    result = train(model, few, TrainConfig(max_epochs=40, **LEARNS))
+    assert model.docids[:5] == held and model.n_docs == 35 and result.n_docs == 30
+    assert _indexing_mrr10(model, few) > 0.7
+    with pytest.raises(ValueError, match="fresh base model"):
+        train(model, few, TrainConfig(max_epochs=1))
+
+
+def test_train_leaves_no_global_state_behind(collection):
+    """The caller's RNG streams, the model's requires_grad flags and accelerate's singletons are as before the run."""
+    import random
+
+    import torch
+    from accelerate.state import AcceleratorState, PartialState
+
+    model = base_model("tiny-bart")
+    accelerate_was_set = bool(PartialState._shared_state)
+    random.seed(123)
+    torch.manual_seed(123)
+    py_state, torch_state = random.getstate(), torch.get_rng_state()
+    train(model, collection, TrainConfig(max_epochs=2, distill_epochs=1, batch_size=16))
+    assert random.getstate() == py_state and torch.equal(torch.get_rng_state(), torch_state)
+    assert all(p.requires_grad for p in model.hf.parameters()) and not model.hf.training
+    if not accelerate_was_set:
+        assert not PartialState._shared_state and not AcceleratorState._shared_state

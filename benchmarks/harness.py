@@ -95,6 +95,16 @@ def editing_api() -> tuple[type, Callable[[str], list[str]]]:
     return Editor, methods_for
 
 
+def split_variant(system: str) -> tuple[str, str | None]:
+    """'rank-one@mlp' -> ('rank-one', 'mlp'): a method run on one editing-target selection of the circuit."""
+    from circuits.artifact import EDIT_SELECTIONS
+
+    method, sep, targets = system.partition("@")
+    if sep and targets not in EDIT_SELECTIONS:
+        raise ValueError(f"unknown editing-target selection {targets!r} in {system!r}; choose from {', '.join(EDIT_SELECTIONS)}")
+    return method, (targets if sep else None)
+
+
 def parse_protocols(text: str) -> list[str]:
     """'all' or a comma-separated list of protocols; ValueError names the known ones."""
     names = [p.strip() for p in text.split(",") if p.strip()]
@@ -154,9 +164,11 @@ def plan(config: BenchConfig) -> Plan:
     available = {op: list(methods_for(op)) for op in OPS}
     known = sorted({m for ms in available.values() for m in ms})
     if config.methods is not None:
-        bad = [m for m in config.methods if m not in known]
+        bad = [m for m in config.methods if split_variant(m)[0] not in known]
         if bad or not config.methods:
             raise ValueError(f"unknown method {', '.join(bad) or '(none given)'}; known methods: {', '.join(known)}")
+        for m in config.methods:
+            split_variant(m)  # ValueError for an unknown target selection
     collection = load_collection(config.data)
     splits = {p: make_split(collection, config.spec(p)) for p in config.protocols}
     methods: dict[str, list[str]] = {}
@@ -164,11 +176,11 @@ def plan(config: BenchConfig) -> Plan:
     for protocol in config.protocols:
         if protocol == "sequential":
             wanted = config.methods or [ANCHOR, available["add"][0]]
-            chosen = [m for m in dict.fromkeys([ANCHOR, *wanted]) if m in available["add"] or m in available["update"]]
+            chosen = [m for m in dict.fromkeys([ANCHOR, *wanted]) if split_variant(m)[0] in available["add"] + available["update"]]
             skipped[protocol] = {m: "adds and updates only in a stream" for m in wanted if m not in chosen}
         else:
             wanted = config.methods or available[protocol]
-            chosen = [m for m in dict.fromkeys([ANCHOR, *wanted]) if m in available[protocol]]
+            chosen = [m for m in dict.fromkeys([ANCHOR, *wanted]) if split_variant(m)[0] in available[protocol]]
             skipped[protocol] = {m: f"not available for {protocol}" for m in wanted if m not in chosen}
         methods[protocol] = chosen
     return Plan(config, collection, splits, methods, skipped)
@@ -273,6 +285,7 @@ class EditOutcome:
     changed_params: int
     weight_norm: float
     n_edits: int
+    sites: list[str] = field(default_factory=list)  # the linears circuit methods edited (empty for row-only methods)
 
 
 def _method_for(method: str, op: str, available: dict[str, list[str]]) -> str:
@@ -387,16 +400,18 @@ class Bench:
                 outcome, checkpoints = self._edit(protocol, method, split, base, base_run, sets)
             except Exception as exc:  # one failing method must not lose an hour of measurements
                 log.exception("%s: method %s failed", protocol, method)
-                rows.append({"system": method, "kind": "edit", "method": method, "error": f"{type(exc).__name__}: {exc}"})
+                rows.append({"system": method, "kind": "edit", "method": split_variant(method)[0], "error": f"{type(exc).__name__}: {exc}"})
                 continue
             run = self.ranker.rank(outcome.model, sets, f"{protocol}: {method}")
-            row = {"system": method, "kind": "edit", "method": method, **_quality(run, sets, base_run), **delete_measures(outcome.model, run),
+            name, targets = split_variant(method)
+            row = {"system": method, "kind": "edit", "method": name, **({"targets": targets} if targets else {}), "sites": outcome.sites,
+                   **_quality(run, sets, base_run), **delete_measures(outcome.model, run),
                    **_cost(outcome.edit_seconds, n_edited, oracle.train_seconds),
                    "wall_seconds": round(outcome.seconds, 3), "peak_mb": round(outcome.peak_mb, 1),
                    "peak_growth_mb": round(outcome.peak_growth_mb, 1), "changed_params": outcome.changed_params,
                    "weight_norm": outcome.weight_norm, "n_edits": outcome.n_edits}
             if protocol == "sequential":
-                row["methods_used"] = {op: _method_for(method, op, self.available) for op in OPS}
+                row["methods_used"] = {op: _method_for(name, op, self.available) for op in OPS}
                 curves[method] = checkpoints
                 row.update(_continual_summary(checkpoints))
             rows.append(row)
@@ -419,9 +434,14 @@ class Bench:
     def _edit(self, protocol: str, method: str, split: Split, base: CachedModel, base_run: Run, sets: dict[str, Pairs]) -> tuple[EditOutcome, list[dict]]:
         from tqdm.auto import tqdm
 
+        from genedit.edit.context import EditSettings
+
+        method, targets = split_variant(method)
         model = copy.deepcopy(base.model)
         circuit = self._circuit(base, split)
         options = {"fingerprints": False} if protocol == "sequential" else {}  # hashing the weights: ~0.3 s an edit
+        if targets is not None:
+            options["settings"] = EditSettings(targets=targets)
         editor = self.Editor(model, corpus=split.base, history=False, **options, **({"circuit": circuit} if circuit is not None else {}))
         checkpoints: list[dict] = []
         entries = []
@@ -451,6 +471,7 @@ class Bench:
             changed_params=_changed(entries),
             weight_norm=_norm(entries[-1]) if entries else 0.0,
             n_edits=len(entries),
+            sites=[str(t) for t in editor.targets] if _uses_circuit(method) else [],
         )
         return outcome, checkpoints
 
@@ -559,6 +580,12 @@ def _reference(rows: list[dict]) -> dict:
         if a or b:
             ref[key] = {m: max(v for v in ((a or {}).get(m), (b or {}).get(m)) if v is not None) for m in (a or b)}
     return ref
+
+
+def _uses_circuit(method: str) -> bool:
+    from genedit.edit.methods import method_class
+
+    return method_class(method).uses_circuit
 
 
 def _changed(entries: list) -> int:

@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="editing benchmark: add/delete/update/sequential protocols vs retrain oracle and baselines")
     be.add_argument("--data", required=True, help="BEIR folder, 'default', or irds:<id> (needs test queries)")
     be.add_argument("--protocol", required=True, help="add, delete, update, sequential, a comma-separated list, or all")
-    be.add_argument("--methods", help="comma-separated editing methods (default: every method registered for the op; row always runs)")
+    be.add_argument("--methods", help="comma-separated editing methods (default: every method registered for the op; row always runs); "
+                    "METHOD@TARGETS runs a circuit method on one editing-target selection of the circuit (auto, cross_attn, mlp, both), e.g. rank-one@mlp")
     be.add_argument("--out", required=True, help="output folder: absent, empty, or an earlier bench output (its models are reused)")
     be.add_argument("--base", default="minilm", help="base model of the base and oracle models (tiny-t5 for a smoke run)")
     be.add_argument("--seed", type=int, default=0, help="seed of the splits and of training")

@@ -143,6 +143,20 @@ class EditContext:
         """Queries of each document an edit trains on: the given ones, then its pseudo-queries."""
         return self.pseudo(docs, indexing_texts(self.model, docs, self.index_tokens), given)
 
+    def old_queries(self, ids: Sequence[str], exclude: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
+        """Queries that found each document through its current text: its training queries and pseudo-queries."""
+        out = []
+        for i, d in enumerate(ids):
+            qs = list(self.train_queries.get(d, []))
+            doc = self.documents.get(d)
+            if doc is not None:
+                qs += self.queries_for([doc])[0]
+            drop = set(exclude[i]) if exclude else set()
+            out.append([q for q in dict.fromkeys(qs) if q not in drop])
+        if not any(out):
+            raise ValueError("no queries known for the documents to forget: pass the indexed corpus (corpus= / --data) so their text and queries are known")
+        return out
+
     def sentence_rows(self, docs: Sequence[Document]) -> torch.Tensor:
         """Normalised sentence embeddings [n, D] of documents (the trainer's docid-row initialisation)."""
         enc = self.model.encode([d.indexing_text() for d in docs], max_length=self.row_tokens)
@@ -169,7 +183,12 @@ class EditContext:
 
     # --- cached statistics -----------------------------------------------------------------------
     def covariance(self, site: Site) -> torch.Tensor:
-        """Second moment of the preserved keys at a target linear (computed once for every target)."""
+        """Second moment of the preserved keys at a target linear (computed once for every target).
+
+        The statistics are read on the model as it is when first needed and kept across later edits, as AlphaEdit
+        keeps its K0: a long stream of edits slowly moves the keys above the edited layers, and `reset_statistics`
+        recomputes them (about 40 s on the default model) when that matters more than the cost.
+        """
         if site not in self._cov:
             texts, _ = self.preserved_texts()
             log.info("preservation statistics: %d texts of %d documents at %s", len(texts), self.model.n_docs, ", ".join(map(str, self.targets)))
@@ -177,6 +196,11 @@ class EditContext:
             for s, k in keys.items():
                 self._cov[s] = second_moment(k)
         return self._cov[site]
+
+    def reset_statistics(self) -> None:
+        """Forget the cached preservation statistics and document states: the next edit reads them again."""
+        self._cov.clear()
+        self._doc_states = None
 
     def doc_states(self) -> tuple[list[str], torch.Tensor]:
         """Indexed doc ids (with text) and the mean readout state of each one's preserved texts [N, D]."""

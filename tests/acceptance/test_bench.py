@@ -71,11 +71,26 @@ def test_quick_bench_runs_every_protocol_and_reuses_its_models(data, tmp_path, c
     (["--protocol", "rename"], "unknown protocol"),
     (["--protocol", "add", "--methods", "row,telepathy"], "unknown method telepathy"),
     (["--protocol", "add", "--baselines", "splade"], "unknown baseline"),
+    (["--protocol", "add", "--methods", "rank-one@elbow"], "unknown editing-target selection 'elbow'"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(data, tmp_path, capsys, extra, message):
     out = tmp_path / "out"
     assert main(["bench", "--data", str(data), "--base", "tiny-t5", "--quick", "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_a_method_runs_on_each_target_selection_it_is_given(data, tmp_path):
+    out = tmp_path / "out"
+    args = ["bench", "--data", str(data), "--protocol", "add", "--base", "tiny-t5", "--quick", "--baselines", "",
+            "--methods", "rank-one@mlp,rank-one@cross_attn", "--out", str(out)]
+    assert main(args) == 0
+    rows = {r["system"]: r for r in json.loads((out / "results.json").read_text())["protocols"]["add"]["rows"]}
+    assert {"row", "rank-one@mlp", "rank-one@cross_attn"} <= set(rows)
+    mlp, xattn = rows["rank-one@mlp"], rows["rank-one@cross_attn"]
+    assert mlp["method"] == xattn["method"] == "rank-one" and (mlp["targets"], xattn["targets"]) == ("mlp", "cross_attn")
+    assert mlp["sites"] and all(s.endswith(".mlp") for s in mlp["sites"])
+    assert xattn["sites"] and all(s.endswith(".cross_attn") for s in xattn["sites"])
+    assert rows["row"]["sites"] == []
 
 
 @pytest.mark.parametrize("fraction", ["0", "0.7", "-1"])

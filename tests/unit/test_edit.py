@@ -7,8 +7,7 @@ import json
 import pytest
 import torch
 
-from genedit.data import synthetic_collection
-from genedit.data.types import Collection, Document
+from genedit.data.types import Document
 from genedit.edit import Editor, methods_for, rollback_model
 from genedit.edit.activations import prepare, run_step
 from genedit.edit.solve import null_space, second_moment, solve_update
@@ -16,21 +15,7 @@ from genedit.model.build import TINY_ARCHS, TinySpec, tiny_model
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 
-TARGETS = ["L1.mlp", "L1.cross_attn"]
-
-
-@pytest.fixture(scope="module")
-def collection() -> Collection:
-    return synthetic_collection(24, queries_per_doc=2, seed=3)
-
-
-def _model(arch: str, collection: Collection, n: int = 20) -> GenIRModel:
-    return tiny_model(arch, [d.id for d in collection.documents[:n]], TinySpec(n_layers=2))
-
-
-def _top1(model: GenIRModel, texts: list[str]) -> list[str]:
-    run = model.rank(texts, k=1)
-    return [run.ranking[str(i)][0] for i in range(len(texts))]
+from edit_support import TARGETS, edit_model, top1
 
 
 # --- the closed form -------------------------------------------------------------------------------
@@ -68,13 +53,13 @@ def test_null_space_update_leaves_preserved_keys_outputs_unchanged():
 # --- planted behaviour on the three architectures ----------------------------------------------------------
 @pytest.mark.parametrize("arch", TINY_ARCHS)
 def test_rank_one_add_retrieves_the_new_document_and_undo_is_exact(arch, collection):
-    model = _model(arch, collection)
+    model = edit_model(arch, collection)
     before, tokens = model.fingerprint(), len(model.tokenizer)
     new = collection.documents[20:22]
     ed = Editor(model, corpus=collection, targets=TARGETS)
     entry = ed.add(new, method="rank-one", lam=1.0, steps=25, lr=0.1, query_tokens=48)  # random tiny decoder: full strength
     queries = ed.ctx.queries_for(new)
-    hits = [top == doc.id for doc, qs in zip(new, queries) for top in _top1(model, qs)]
+    hits = [top == doc.id for doc, qs in zip(new, queries) for top in top1(model, qs)]
     # an untrained tiny BERT2BERT gives nearly the same step-0 state for every query (spread ~0.3% of its norm):
     # there the planted check is that the edit helps at all; the trained MiniLM integration test checks it for real
     assert sum(hits) >= (0.8 if arch != "bert2bert" else 0.5) * len(hits)
@@ -86,7 +71,7 @@ def test_rank_one_add_retrieves_the_new_document_and_undo_is_exact(arch, collect
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)
 def test_row_add_leaves_every_other_documents_logits_unchanged(arch, collection):
-    model = _model(arch, collection)
+    model = edit_model(arch, collection)
     texts = [q.text for q in collection.queries.values()][:10]
     old = model.scores(model.encode(texts)).clone()
     Editor(model, corpus=collection).add(collection.documents[20:23], method="row")
@@ -94,7 +79,7 @@ def test_row_add_leaves_every_other_documents_logits_unchanged(arch, collection)
 
 
 def test_null_space_rank_one_keeps_preserved_outputs(collection):
-    model = _model("t5", collection)
+    model = edit_model("t5", collection)
     ed = Editor(model, corpus=collection, targets=["L1.mlp"])
     ed.ctx.settings.max_preserved = 6  # few preserved keys: the null space is most of the 64-wide MLP input
     texts, _ = ed.ctx.preserved_texts()
@@ -110,7 +95,7 @@ def test_null_space_rank_one_keeps_preserved_outputs(collection):
 
 @pytest.mark.parametrize("method", ["rank-one", "mask"])
 def test_delete_never_returns_the_document_and_undo_restores_it(method, collection):
-    model = _model("bert2bert", collection)
+    model = edit_model("bert2bert", collection)
     before = model.fingerprint()
     ed = Editor(model, corpus=collection, targets=TARGETS)
     ed.delete(["d001", "d005"], method=method)
@@ -122,11 +107,11 @@ def test_delete_never_returns_the_document_and_undo_restores_it(method, collecti
 
 
 def test_update_moves_queries_to_the_new_text(collection):
-    model = _model("t5", collection)
+    model = edit_model("t5", collection)
     ed = Editor(model, corpus=collection, targets=TARGETS)
     new = Document("d003", "zebra quantum", "zebra quantum chromodynamics lattice gauge theory of strong interactions here.")
     ed.update([new], method="rank-one")
-    assert _top1(model, ed.ctx.queries_for([new])[0]).count("d003") >= 2
+    assert top1(model, ed.ctx.queries_for([new])[0]).count("d003") >= 2
     assert ed.ctx.documents["d003"].text == new.text
     ed.undo()
     assert ed.ctx.documents["d003"].text != new.text
@@ -134,7 +119,7 @@ def test_update_moves_queries_to_the_new_text(collection):
 
 # --- journal, rollback, persistence ------------------------------------------------------------------------
 def test_rollback_through_a_hundred_mixed_edits_returns_the_original_model(collection, tmp_path):
-    model = _model("t5", collection, n=12)
+    model = edit_model("t5", collection, n=12)
     base, tokenizer_before = model.fingerprint(), _tokenizer_files(model, tmp_path / "before")
     ed = Editor(model, corpus=collection, targets=["L1.mlp"])
     fingerprints = [base]
@@ -166,7 +151,7 @@ def _tokenizer_files(model: GenIRModel, folder) -> dict[str, object]:
 
 
 def test_saved_journal_rolls_back_after_loading(collection, tmp_path):
-    model = _model("bart", collection)
+    model = edit_model("bart", collection)
     base = model.fingerprint()
     ed = Editor(model, corpus=collection, targets=TARGETS)
     ed.add(collection.documents[20:22], method="rank-one")
@@ -188,7 +173,7 @@ def test_saved_journal_rolls_back_after_loading(collection, tmp_path):
 
 
 def test_in_place_save_keeps_a_loadable_model_when_interrupted(collection, tmp_path, monkeypatch):
-    model = _model("t5", collection)
+    model = edit_model("t5", collection)
     model.save(tmp_path / "m")
     loaded = GenIRModel.load(tmp_path / "m")
     fp = loaded.fingerprint()
@@ -221,7 +206,7 @@ def test_in_place_save_keeps_a_loadable_model_when_interrupted(collection, tmp_p
     ],
 )
 def test_bad_edits_raise_one_clear_error_and_change_nothing(call, error, collection):
-    model = _model("bert2bert", collection)
+    model = edit_model("bert2bert", collection)
     before, tokens, docids = model.fingerprint(), len(model.tokenizer), list(model.docids)
     ed = Editor(model, corpus=collection, targets=TARGETS)
     with pytest.raises((ValueError, KeyError), match=error):
@@ -232,7 +217,7 @@ def test_bad_edits_raise_one_clear_error_and_change_nothing(call, error, collect
 def test_a_circuit_of_another_model_is_refused(collection):
     from circuits import CircuitMismatchError, LocalizeConfig, localize
 
-    model = _model("t5", collection)
+    model = edit_model("t5", collection)
     other = tiny_model("t5", [d.id for d in collection.documents[:20]], TinySpec(n_layers=2, seed=1))
     circuit = localize(other, collection, LocalizeConfig(split="train", n_queries=8, heads=False, attribution=False, lens=False, circuit=False))
     with pytest.raises(CircuitMismatchError):
@@ -250,7 +235,7 @@ def test_registry_lists_methods_per_operation():
 
 
 def test_journal_metadata_is_plain_json(collection):
-    model = _model("t5", collection)
+    model = edit_model("t5", collection)
     entry = Editor(model, corpus=collection, targets=TARGETS).add(collection.documents[20:21], method="rank-one")
     data = json.loads(json.dumps(entry.to_json()))
     assert data["op"] == "add" and data["documents"][0]["id"] == collection.documents[20].id and "changes" not in data

@@ -8,31 +8,17 @@ import torch.nn.functional as F
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from genedit.data import synthetic_collection
 from genedit.data.types import Collection, Document
 from genedit.edit import Editor, methods_for
 from genedit.edit.activations import frozen, prepare, run_step
 from genedit.edit.context import tensor_name
-from genedit.model.build import TINY_ARCHS, TinySpec, tiny_model
+from genedit.model.build import TINY_ARCHS
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 
-TARGETS = ["L1.mlp", "L1.cross_attn"]
+from edit_support import TARGETS, edit_model, top1
+
 METHODS = ("finetune", "finetune-replay", "lora")
-
-
-@pytest.fixture(scope="module")
-def collection() -> Collection:
-    return synthetic_collection(24, queries_per_doc=2, seed=3)
-
-
-def _model(arch: str, collection: Collection, n: int = 20) -> GenIRModel:
-    return tiny_model(arch, [d.id for d in collection.documents[:n]], TinySpec(n_layers=2))
-
-
-def _top1(model: GenIRModel, texts: list[str]) -> list[str]:
-    run = model.rank(texts, k=1)
-    return [run.ranking[str(i)][0] for i in range(len(texts))]
 
 
 def _state(model: GenIRModel) -> dict[str, torch.Tensor]:
@@ -54,12 +40,12 @@ def test_methods_are_registered_for_every_operation():
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("arch", TINY_ARCHS)
 def test_add_delete_update_with_defaults_and_undo_exactly(arch, method, collection):
-    model = _model(arch, collection)
+    model = edit_model(arch, collection)
     before, tokens = model.fingerprint(), len(model.tokenizer)
     ed = Editor(model, corpus=collection, targets=TARGETS)
     new = collection.documents[20]
     entry = ed.add([new], method=method)
-    hits = _top1(model, ed.ctx.queries_for([new])[0])
+    hits = top1(model, ed.ctx.queries_for([new])[0])
     assert hits.count(new.id) >= 0.75 * len(hits), hits
     assert model.docids[-1] == new.id and entry.changed_params > 0 and entry.weight_norm > 0
     ed.undo()
@@ -74,7 +60,7 @@ def test_add_delete_update_with_defaults_and_undo_exactly(arch, method, collecti
 
     updated = Document("d002", "zebra chromodynamics", "Completely different words about zebras and quantum chromodynamics here.")
     ed.update([updated], method=method)
-    hits = _top1(model, ed.ctx.queries_for([updated])[0])
+    hits = top1(model, ed.ctx.queries_for([updated])[0])
     assert hits.count("d002") >= 0.5 * len(hits), hits
     ed.undo()
     assert model.fingerprint() == before and len(model.tokenizer) == tokens
@@ -82,7 +68,7 @@ def test_add_delete_update_with_defaults_and_undo_exactly(arch, method, collecti
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)
 def test_lora_is_merged_and_confined_to_the_target_linears(arch, collection):
-    model = _model(arch, collection)
+    model = edit_model(arch, collection)
     cmap = model.cmap
     paths = {cmap.path(Site.parse(t).component, Site.parse(t).layer) + ".weight" for t in TARGETS}
     start = _state(model)
@@ -109,7 +95,7 @@ def test_lora_is_merged_and_confined_to_the_target_linears(arch, collection):
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)
 def test_finetune_trains_the_decoder_only_and_journals_exactly_what_changed(arch, collection):
-    model = _model(arch, collection)
+    model = edit_model(arch, collection)
     start = _state(model)
     entry = Editor(model, corpus=collection).add(collection.documents[20:22], method="finetune")
     after = _state(model)
@@ -128,7 +114,7 @@ def test_finetune_trains_the_decoder_only_and_journals_exactly_what_changed(arch
 
 def _planted_t5(collection: Collection) -> tuple[GenIRModel, list[str]]:
     """A tiny T5 trained (plain Adam, in the test) until it retrieves most indexed documents from their own texts."""
-    model = _model("t5", collection)
+    model = edit_model("t5", collection)
     texts, owners = Editor(model, corpus=collection).ctx.preserved_texts()
     target = torch.tensor([model.doc_index(o) for o in owners])
     batch = prepare(model, texts, max_length=32)
@@ -151,7 +137,7 @@ def _planted_t5(collection: Collection) -> tuple[GenIRModel, list[str]]:
                 weight.grad.mul_(rows)
                 opt.step()
     opt.zero_grad(set_to_none=True)
-    assert sum(a == b for a, b in zip(_top1(model, texts), owners)) >= 0.7 * len(texts)
+    assert sum(a == b for a, b in zip(top1(model, texts), owners)) >= 0.7 * len(texts)
     return model, texts
 
 
@@ -161,23 +147,23 @@ STRONG = {"finetune": dict(lr=3e-3, lr_rows=3e-2, epochs=8), "finetune-replay": 
 
 def test_planted_model_learns_new_documents_and_replay_keeps_old_ones(collection):
     model, texts = _planted_t5(collection)
-    reference = _top1(model, texts)
+    reference = top1(model, texts)
     ed = Editor(model, corpus=collection, targets=TARGETS)
     new = collection.documents[20:22]
     kept = {}
     for method in METHODS:
         ed.add(new, method=method, **STRONG[method])
         queries = ed.ctx.queries_for(new)
-        hits = [top == doc.id for doc, qs in zip(new, queries) for top in _top1(model, qs)]
+        hits = [top == doc.id for doc, qs in zip(new, queries) for top in top1(model, qs)]
         assert sum(hits) >= 0.75 * len(hits), (method, hits)
-        kept[method] = sum(a == b for a, b in zip(_top1(model, texts), reference)) / len(texts)
+        kept[method] = sum(a == b for a, b in zip(top1(model, texts), reference)) / len(texts)
         ed.undo()
     # plain fine-tuning on the new documents' queries forgets the old ones; replay (and LoRA with replay) keeps them
     assert kept["finetune-replay"] >= kept["finetune"] + 0.3 and kept["lora"] >= kept["finetune"] + 0.3, kept
 
 
 def test_training_methods_are_deterministic(collection):
-    model = _model("bart", collection)
+    model = edit_model("bart", collection)
     ed = Editor(model, corpus=collection, targets=TARGETS)
     for method in METHODS:
         first = ed.add(collection.documents[20:22], method=method).fingerprint_after

@@ -71,6 +71,14 @@ def methods_for(op: str) -> list[str]:
     return sorted(names, key=lambda n: (_PREFERENCE.index(n) if n in _PREFERENCE else len(_PREFERENCE), n))
 
 
+def method_class(name: str) -> type[EditMethod]:
+    """The registered class of a method (KeyError names the known ones)."""
+    _load()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
 def make_method(name: str, op: str, **params: object) -> EditMethod:
     """An instance of a method for an operation (ValueError names the choices)."""
     choices = methods_for(op)

@@ -39,7 +39,7 @@ from torch import nn
 from genedit.edit.activations import Prepared, frozen, prepare, run_step
 from genedit.edit.context import EditContext, EditRequest
 from genedit.edit.methods import EditMethod, register
-from genedit.edit.methods.rank_one import RankOne
+from genedit.edit.methods.rank_one import forget_distribution
 from genedit.edit.methods.row import initial_rows
 from genedit.model.genir import GenIRModel
 
@@ -95,7 +95,7 @@ def training_set(ctx: EditContext, req: EditRequest, *, replay_ratio: float, que
         if req.op == "add":
             ctx.add_rows(req.docs, rows)
         else:
-            old = RankOne._old_texts(ctx, req.ids, exclude=queries)
+            old = ctx.old_queries(req.ids, exclude=queries)
             ctx.set_rows(req.ids, rows)
         for doc, qs in zip(req.docs, queries):
             texts += qs
@@ -105,7 +105,7 @@ def training_set(ctx: EditContext, req: EditRequest, *, replay_ratio: float, que
             hard += [-1] * len(qs)
         ctx.remember(req.docs)
     else:
-        for qs in RankOne._old_texts(ctx, req.ids):
+        for qs in ctx.old_queries(req.ids):
             texts += qs
             hard += [-1] * len(qs)
     n_edit = len(texts)
@@ -121,7 +121,7 @@ def training_set(ctx: EditContext, req: EditRequest, *, replay_ratio: float, que
     soft_pos = torch.where(is_soft, torch.cumsum(is_soft.long(), 0) - 1, torch.full_like(hard_t, -1))
     soft = None
     if is_soft.any():
-        soft = RankOne()._soft_targets(ctx, batch.select(is_soft.nonzero().squeeze(1)), req.ids).detach()
+        soft = forget_distribution(ctx, batch.select(is_soft.nonzero().squeeze(1)), req.ids).detach()
     return TrainingSet(batch, hard_t, soft, soft_pos, n_edit)
 
 

@@ -51,6 +51,19 @@ class ValueTargets:
     forget: torch.Tensor | None = None  # [n] docid position of the document a soft-target text must forget
 
 
+def forget_distribution(ctx: EditContext, batch: Prepared, forget: list[str]) -> torch.Tensor:
+    """Target distributions [n, N] over docids for texts whose documents are forgotten (at zero; see module doc)."""
+    model = ctx.model
+    drop = torch.tensor([model.doc_index(d) for d in forget])
+    if ctx.rows_are_embeddings:
+        logits = batch.embedding @ F.normalize(model.docid_rows().detach(), dim=-1).T / ctx.temperature
+    else:
+        with torch.no_grad():
+            logits = model.scorer.logits(run_step(model, batch).state)
+    logits[:, drop] = float("-inf")
+    return F.softmax(logits, dim=-1)
+
+
 @register
 @dataclass
 class RankOne(EditMethod):
@@ -93,7 +106,7 @@ class RankOne(EditMethod):
             if req.op == "add":
                 ctx.add_rows(req.docs, rows)
             else:
-                old_texts = self._old_texts(ctx, req.ids, exclude=queries)
+                old_texts = ctx.old_queries(req.ids, exclude=queries)
                 ctx.set_rows(req.ids, rows)
             for i, (doc, qs) in enumerate(zip(req.docs, queries)):
                 texts += qs
@@ -107,7 +120,7 @@ class RankOne(EditMethod):
                     hard += [-1] * len(qs)
                 ctx.remember(req.docs)
         else:
-            for i, qs in enumerate(self._old_texts(ctx, req.ids)):
+            for i, qs in enumerate(ctx.old_queries(req.ids)):
                 soft_rows += range(len(texts), len(texts) + len(qs))
                 texts += qs
                 group += [i] * len(qs)
@@ -116,7 +129,7 @@ class RankOne(EditMethod):
             batch = prepare(model, texts, max_length=self.query_tokens)
             targets = ValueTargets(torch.tensor(group), torch.tensor(hard), None)
             if soft_rows:
-                targets.soft = self._soft_targets(ctx, batch, req.ids)
+                targets.soft = forget_distribution(ctx, batch, req.ids)
                 targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in group])
             self._edit(ctx, batch, targets, n_groups=len(req.ids))
         if req.op == "delete":
@@ -126,34 +139,6 @@ class RankOne(EditMethod):
             model.remove_documents(req.ids)
             with torch.no_grad():
                 weight[token_ids] = 0.0
-
-    # --- texts and targets ------------------------------------------------------------------------
-    @staticmethod
-    def _old_texts(ctx: EditContext, ids: list[str], exclude: list[list[str]] | None = None) -> list[list[str]]:
-        """Queries that found each document through its current text: training queries and pseudo-queries."""
-        out = []
-        for i, d in enumerate(ids):
-            qs = list(ctx.train_queries.get(d, []))
-            doc = ctx.documents.get(d)
-            if doc is not None:
-                qs += ctx.queries_for([doc])[0]
-            drop = set(exclude[i]) if exclude else set()
-            out.append([q for q in dict.fromkeys(qs) if q not in drop])
-        if not any(out):
-            raise ValueError("no queries known for the documents to forget: pass the indexed corpus (corpus= / --data) so their text and queries are known")
-        return out
-
-    def _soft_targets(self, ctx: EditContext, batch: Prepared, forget: list[str]) -> torch.Tensor:
-        """Target distributions [n, N] over docids with the forgotten documents at zero (see module doc)."""
-        model = ctx.model
-        drop = torch.tensor([model.doc_index(d) for d in forget])
-        if ctx.rows_are_embeddings:
-            logits = batch.embedding @ F.normalize(model.docid_rows().detach(), dim=-1).T / ctx.temperature
-        else:
-            with torch.no_grad():
-                logits = model.scorer.logits(run_step(model, batch).state)
-        logits[:, drop] = float("-inf")
-        return F.softmax(logits, dim=-1)
 
     # --- the edit ---------------------------------------------------------------------------------
     def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, n_groups: int) -> None:

@@ -30,6 +30,7 @@ class Prepared:
     kv: CrossKV
     embedding: torch.Tensor  # [n, D] normalised mean-pooled encoder states (the dense teacher's query vectors)
     _cache: DynamicCache | None = field(default=None, repr=False)
+    _lower: tuple[int, object] | None = field(default=None, repr=False)  # (k, output of decoder layer k-1) at step 0
 
     def __len__(self) -> int:
         return self.kv.batch
@@ -91,11 +92,58 @@ def _hooks(model: GenIRModel, capture: Sequence[Site], add: Mapping[Site, torch.
             h.remove()
 
 
-def run_step(model: GenIRModel, batch: Prepared, *, capture: Sequence[Site] = (), add: Mapping[Site, torch.Tensor] | None = None) -> StepOut:
-    """One cached step-0 forward: readout states, captured keys/outputs, optional vectors added to linear outputs."""
+@contextmanager
+def _lower_layers(model: GenIRModel, batch: Prepared, start: int) -> Iterator[None]:
+    """Run decoder layers below `start` once per batch, then reuse their output (only layers >= start are computed).
+
+    The first forward records what layer start-1 returns; later forwards replace the layers below `start` by that
+    recorded output (each returns it unchanged), so layer `start` gets exactly the inputs of a full forward. Valid
+    while no weight below layer `start` changes, which is the caller's promise (an edit of layers >= start).
+    """
+    if start <= 0:
+        yield
+        return
+    layers = [model.cmap.layer_module(model.hf, i) for i in range(start)]
+    if batch._lower is not None and batch._lower[0] == start:
+        recorded = batch._lower[1]
+        for layer in layers:
+            layer.forward = lambda *args, **kwargs: recorded  # instance attribute: shadows the class's forward
+        try:
+            yield
+        finally:
+            for layer in layers:
+                del layer.forward
+        return
+    seen: list[object] = []
+    handle = layers[-1].register_forward_hook(lambda mod, inputs, output: seen.append(output))
+    try:
+        yield
+    finally:
+        handle.remove()
+    if seen:  # detached: nothing below `start` takes part in a gradient
+        batch._lower = (start, _detached(seen[-1]))
+
+
+def _detached(output: object) -> object:
+    """A layer's output (a tensor, or a tuple/list of them and None) cut from the autograd graph."""
+    if isinstance(output, torch.Tensor):
+        return output.detach()
+    if isinstance(output, (tuple, list)):
+        return type(output)(_detached(x) for x in output)
+    return output
+
+
+def run_step(model: GenIRModel, batch: Prepared, *, capture: Sequence[Site] = (), add: Mapping[Site, torch.Tensor] | None = None, start_layer: int = 0) -> StepOut:
+    """One cached step-0 forward: readout states, captured keys/outputs, optional vectors added to linear outputs.
+
+    start_layer k > 0 computes the decoder layers below k once per batch and reuses them (see `_lower_layers`): for
+    the edits of layers >= k that run many forwards over one batch; every captured or steered site must be >= k.
+    """
+    if any(site.layer < start_layer for site in [*capture, *(add or {})]):
+        raise ValueError(f"a captured or steered site lies below start_layer {start_layer}")
     out = StepOut(state=torch.empty(0))
     step = StepZero(model)
-    with _hooks(model, capture, add, out):
+    with _hooks(model, capture, add, out), _lower_layers(model, batch, start_layer):
         hidden = Runner.dummy_states(batch.kv, model.cmap.d_model)
         out.state = step.state(hidden, batch.kv.mask, batch.cache())
     return out

@@ -159,7 +159,8 @@ class EditContext:
 
     def sentence_rows(self, docs: Sequence[Document]) -> torch.Tensor:
         """Normalised sentence embeddings [n, D] of documents (the trainer's docid-row initialisation)."""
-        enc = self.model.encode([d.indexing_text() for d in docs], max_length=self.row_tokens)
+        # batches of 16: on 2 CPU cores 128-token texts encode ~25% faster than in the default batches of 64
+        enc = self.model.encode([d.indexing_text() for d in docs], max_length=self.row_tokens, batch_size=16)
         return F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1)
 
     def preserved_texts(self, exclude: set[str] = frozenset()) -> tuple[list[str], list[str]]:

@@ -78,6 +78,30 @@ def test_row_add_leaves_every_other_documents_logits_unchanged(arch, collection)
     assert torch.equal(model.scores(model.encode(texts))[:, :20], old)
 
 
+@pytest.mark.parametrize("arch", TINY_ARCHS)
+def test_reusing_the_lower_layers_gives_the_full_forward_exactly(arch, collection):
+    """run_step(start_layer=1) computes layer 0 once and reuses it: states, keys and gradients equal a full forward."""
+    model = edit_model(arch, collection)
+    sites = [Site(1, "mlp"), Site(1, "cross_attn")]
+    batch = prepare(model, [q.text for q in collection.queries.values()][:8])
+    vector = torch.randn(8, model.cmap.d_model, generator=torch.Generator().manual_seed(0), requires_grad=True)
+
+    def forward(start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        vector.grad = None
+        out = run_step(model, batch, capture=sites, add={sites[0]: vector}, start_layer=start)
+        out.state.pow(2).sum().backward()
+        return out.state.detach(), out.keys[sites[1]], vector.grad.clone()
+
+    full = forward(0)
+    first, reused = forward(1), forward(1)  # the first records layer 0's output, the second reuses it
+    for got in (first, reused):
+        for a, b in zip(got, full):
+            assert torch.equal(a, b)
+    assert batch._lower is not None and all("forward" not in model.cmap.layer_module(model.hf, i).__dict__ for i in range(2))
+    with pytest.raises(ValueError, match="below start_layer"):
+        run_step(model, batch, capture=[Site(0, "mlp")], start_layer=1)
+
+
 def test_null_space_rank_one_keeps_preserved_outputs(collection):
     model = edit_model("t5", collection)
     ed = Editor(model, corpus=collection, targets=["L1.mlp"])

@@ -144,8 +144,9 @@ class RankOne(EditMethod):
     def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, n_groups: int) -> None:
         model = ctx.model
         sites = ctx.targets
+        lowest = min(s.layer for s in sites)  # layers below the lowest target never change: computed once
         with torch.no_grad():
-            start = run_step(model, batch, capture=sites)
+            start = run_step(model, batch, capture=sites, start_layer=lowest)
         deltas = self._values(ctx, batch, targets, start.outputs, n_groups)
         wanted = {s: start.outputs[s] + deltas[s][targets.group] for s in sites}
         for i, site in enumerate(sites):
@@ -153,7 +154,7 @@ class RankOne(EditMethod):
                 keys, now = start.keys[site], start.outputs[site]
             else:  # lower targets changed: read this one's keys and outputs again
                 with torch.no_grad():
-                    again = run_step(model, batch, capture=[site])
+                    again = run_step(model, batch, capture=[site], start_layer=lowest)
                 keys, now = again.keys[site], again.outputs[site]
             resid = wanted[site] - now
             cov = ctx.covariance(site)
@@ -180,7 +181,7 @@ class RankOne(EditMethod):
         with frozen(model):
             for _ in range(self.forget_steps if forgets else self.steps):
                 add = {s: units[s][targets.group] * scale[s] for s in sites}
-                logits = model.scorer.logits(run_step(model, batch, add=add).state)
+                logits = model.scorer.logits(run_step(model, batch, add=add, start_layer=min(s.layer for s in sites)).state)
                 logp = F.log_softmax(logits, dim=-1)
                 loss = logits.new_zeros(())
                 if hard_mask.any():

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 from circuits.lens import LensResult
 from circuits.patching import PatchStats, SiteEffect
 from circuits.stages import MinimalCircuit, Stages
-from genedit.model.components import ComponentMap, Site
+from genedit.model.components import Site
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +171,6 @@ class Circuit:
                 if not any(s[2].component == kind for s in keep):
                     keep.append(max((s for s in scored if s[2].component == kind), key=lambda s: (s[0], s[1])))
         return sorted((s[2] for s in keep), key=lambda site: (site.layer, site.component))
-
-    def lora_target_modules(self, cmap: ComponentMap) -> str:
-        """A peft `target_modules` regex matching the output linears of the interaction-stage MLPs."""
-        if cmap.arch != self.arch or cmap.n_layers != self.n_layers:
-            raise CircuitMismatchError(f"circuit is for a {self.n_layers}-layer {self.arch} decoder, component map is {cmap.n_layers}-layer {cmap.arch}")
-        if not self.interaction_mlps:
-            raise ValueError("the circuit has no interaction-stage MLP layers")
-        return "|".join(re.escape(cmap.path("mlp", layer)) for layer in self.interaction_mlps)
 
     def differences(self, other: "Circuit", *, tol: float = 1e-5) -> list[str]:
         """What differs from `other` beyond wall times: one line per field path (floats compared to `tol`)."""

@@ -1,10 +1,9 @@
-"""Circuit artifact: JSON round trip, fingerprint check, LoRA target regex, report files, encoder swap errors."""
+"""Circuit artifact: JSON round trip, fingerprint check, editing targets, report files, encoder swap errors."""
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -70,18 +69,27 @@ def test_newer_schema_and_foreign_json_rejected(circuit: Circuit, tmp_path: Path
         Circuit.load(tmp_path / "foreign.json")
 
 
-def test_lora_target_modules_match_exactly_the_interaction_mlps(circuit: Circuit, model: GenIRModel) -> None:
-    circuit = copy.deepcopy(circuit)
-    circuit.interaction_mlps = [1, 2]
-    pattern = circuit.lora_target_modules(model.cmap)
-    matched = [name for name, _ in model.hf.named_modules() if re.fullmatch(pattern, name)]
-    assert matched == [model.cmap.path("mlp", 1), model.cmap.path("mlp", 2)]
-    t5 = tiny_model("t5", ["a", "b"], TinySpec(n_layers=3))
-    with pytest.raises(CircuitMismatchError):
-        circuit.lora_target_modules(t5.cmap)
-    circuit.interaction_mlps = []
-    with pytest.raises(ValueError, match="no interaction"):
-        circuit.lora_target_modules(model.cmap)
+def _with_effects(circuit: Circuit, lost: dict[str, float], bridging: list[int], interaction: list[int]) -> Circuit:
+    """A copy of `circuit` whose sites lose rank 1 as given (others 0) and whose stages are as given."""
+    out = copy.deepcopy(circuit)
+    for e in out.effects:
+        e.lost_top1 = lost.get(e.site, 0.0)
+        e.delta_logit_diff = -lost.get(e.site, 0.0)
+    out.stages.bridging, out.stages.interaction = bridging, interaction
+    return out
+
+
+def test_editing_targets_follow_the_measured_effects(circuit: Circuit) -> None:
+    """Edits go where retrieval measurably is: by effect, within the bridging and interaction layers, bottom-up."""
+    c = _with_effects(circuit, {"L2.cross_attn": 0.35, "L1.cross_attn": 0.12, "L2.mlp": 0.06, "L0.mlp": 0.9}, [1], [2])
+    assert [str(s) for s in c.editing_targets()] == ["L1.cross_attn", "L2.cross_attn"]  # L2.mlp < 0.25 x 0.35; L0 is no stage
+    assert [str(s) for s in c.editing_targets("cross_attn")] == ["L1.cross_attn", "L2.cross_attn"]
+    assert [str(s) for s in c.editing_targets("mlp")] == ["L2.mlp"]
+    assert [str(s) for s in c.editing_targets("both")] == ["L1.cross_attn", "L2.cross_attn", "L2.mlp"]
+    paper = _with_effects(circuit, {"L2.mlp": 0.5, "L1.mlp": 0.2, "L2.cross_attn": 0.05}, [1], [2])  # T5-large's shape
+    assert [str(s) for s in paper.editing_targets()] == ["L1.mlp", "L2.mlp"]
+    with pytest.raises(ValueError, match="unknown editing-target selection"):
+        c.editing_targets("heads")
 
 
 def test_report_files(circuit: Circuit, tmp_path: Path) -> None:

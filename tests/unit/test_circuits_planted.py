@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
 import torch
@@ -165,5 +164,5 @@ def test_planted_mlp_is_found() -> None:
     others = [e for e in circuit.effects if e.site != "L1.mlp"]
     assert all(e.lost_top1 == 0 and e.delta_hits1 == 0 for e in others), [e.site for e in others if e.lost_top1]
     assert circuit.interaction_mlps == [1]
-    assert circuit.lora_target_modules(model.cmap) == re.escape(model.cmap.path("mlp", 1))
+    assert [str(site) for site in circuit.editing_targets()] == ["L1.mlp"]  # edits go to the planted MLP
     assert circuit.minimal is not None and "L1.mlp" in circuit.minimal.sites and circuit.minimal.met

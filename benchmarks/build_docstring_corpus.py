@@ -1,7 +1,7 @@
 """A second real corpus for checking figures off the bundled one: docstrings of networkx and scipy (pydocs builder rules).
 
 python -m benchmarks.build_docstring_corpus OUT_DIR   (about 1,200 documents; 80/20 train/test queries, seeded)
-Used this session to start re-validating the rank-one defaults (see the closing note); not yet in any quoted table.
+README quotes `genedit bench --data` on it ("A second corpus"): the editing defaults were never tuned on it.
 """
 import importlib, pkgutil, random, sys
 from pathlib import Path

@@ -77,10 +77,11 @@ class BenchConfig:
     epochs: int = TrainConfig.max_epochs
     baselines: tuple[str, ...] = BASELINES
     k: int = 10
+    recipe: str = "default"  # training recipe of base and oracle (TrainConfig.recipe): default | dsi
 
     def train_config(self) -> TrainConfig:
         """The training recipe of every base and oracle model."""
-        return TrainConfig(seed=self.seed, max_epochs=self.epochs)
+        return TrainConfig.recipe(self.recipe, seed=self.seed, max_epochs=self.epochs)
 
     def spec(self, protocol: str) -> SplitSpec:
         """The split spec of one protocol."""
@@ -153,6 +154,7 @@ def plan(config: BenchConfig) -> Plan:
     from genedit.baselines import baseline_names
 
     check_output_folder(Path(config.out))
+    config.train_config()  # ValueError for an unknown recipe
     if config.fraction is not None and not 0.0 < config.fraction <= 0.5:
         raise ValueError(f"--fraction must be in (0, 0.5], got {config.fraction}")
     unknown_baselines = [b for b in config.baselines if b not in baseline_names()]

@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_writable_model_dir(args.out, overwrite=args.overwrite)  # before training, not after
     collection = load_collection(args.data)
     model = base_model(args.base, seed=args.seed)
-    result = train(model, collection, TrainConfig(minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
+    result = train(model, collection, TrainConfig.recipe(args.recipe, minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
     model.meta["name"] = f"genir-{collection.name}"
     model.meta["data"] = _data_spec(args.data)  # editing commands find the indexed corpus from it
     model.save(args.out, overwrite=args.overwrite)
@@ -235,6 +235,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         every=args.every or (10 if quick else 100),
         epochs=args.epochs or (2 if quick else BenchConfig.epochs),
         baselines=tuple(b.strip() for b in (args.baselines if args.baselines is not None else ("tfidf,bm25" if quick else "dense,tfidf,bm25")).split(",") if b.strip()),
+        recipe=args.recipe,
     )
     doc = run_bench(config, command=" ".join(["genedit", *getattr(args, "argv", [])]))
     for protocol, section in doc["protocols"].items():
@@ -283,7 +284,7 @@ def _fraction(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the genedit command."""
-    from genedit.train.trainer import TrainConfig
+    from genedit.train.trainer import RECIPES, TrainConfig
 
     p = argparse.ArgumentParser(prog="genedit", description="Edit the corpus of a generative retrieval model without retraining it.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -296,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=TrainConfig.max_epochs, help="epoch bound (early stopping on dev may end sooner)")
     t.add_argument("--minutes", type=_positive_float, help="optional wall-clock cap; a capped run is not reproducible")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--recipe", choices=list(RECIPES), default="default",
+                   help="default: rows = sentence embeddings, distilled from the dense teacher; dsi: classic DSI (random rows, no teacher)")
     t.add_argument("--overwrite", action="store_true")
     t.set_defaults(func=cmd_train)
 
@@ -354,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--every", type=_positive_int, help="measure the stream after every N edits (default 100)")
     be.add_argument("--epochs", type=_positive_int, help=f"epoch bound of base and oracle training (default {TrainConfig.max_epochs})")
     be.add_argument("--baselines", help="comma-separated baselines on the edited corpus (default dense,tfidf,bm25; empty for none)")
+    be.add_argument("--recipe", choices=list(RECIPES), default="default", help="training recipe of base and oracle models (dsi: classic DSI, rows not sentence embeddings)")
     be.add_argument("--quick", action="store_true", help="smoke run: --edits 20 --every 10 --epochs 2 --baselines tfidf,bm25 unless given")
     be.set_defaults(func=cmd_bench)
 

@@ -131,8 +131,9 @@ class EditContext:
     # --- documents and their texts ---------------------------------------------------------------
     @property
     def rows_are_embeddings(self) -> bool:
-        """Whether docid rows live in the encoder's sentence-embedding space (models `genedit train` made)."""
-        return "train" in self.model.meta
+        """Whether docid rows live in the encoder's sentence-embedding space (models `genedit train` made, default recipe)."""
+        train = self.model.meta.get("train")
+        return train is not None and train.get("config", {}).get("row_init", "embedding") == "embedding"
 
     def remember(self, docs: Sequence[Document]) -> None:
         """Keep the text of added or updated documents (their pseudo-queries are preserved by later edits)."""

@@ -66,6 +66,29 @@ class TrainConfig:
     kl_weight: float = 1.0  # weight of the KL to the teacher's ranking during DSI training
     dev_fraction: float = 0.1  # share of training queries held out for early stopping (none below 10 queries: last epoch kept)
     patience: int = 4  # epochs without dev improvement before stopping (only with a dev split)
+    row_init: str = "embedding"  # docid rows start as: "embedding" (the document's sentence embedding) | "random" (classic DSI)
+
+    def __post_init__(self) -> None:
+        if self.row_init not in ROW_INITS:
+            raise ValueError(f"row_init must be one of {', '.join(ROW_INITS)}, got {self.row_init!r}")
+
+    @classmethod
+    def recipe(cls, name: str, **overrides: object) -> "TrainConfig":
+        """A named recipe: 'default' (rows = sentence embeddings, distilled from the dense teacher) or 'dsi'.
+
+        'dsi' is classic DSI training (Tay et al. 2022): random docid rows, no teacher, cross-entropy only; its rows
+        do not live in the encoder's sentence-embedding space, the case where row-only edits cannot work.
+        """
+        if name not in RECIPES:
+            raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+        return cls(**{**RECIPES[name], **overrides})  # type: ignore[arg-type]
+
+
+ROW_INITS = ("embedding", "random")
+RECIPES: dict[str, dict[str, object]] = {
+    "default": {},
+    "dsi": {"row_init": "random", "distill_epochs": 0, "kl_weight": 0.0},
+}
 
 
 @dataclass
@@ -233,8 +256,14 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
     held = [d.id for d in docs if d.id in model._index]
     if held:
         raise ValueError(f"the model already holds {len(held)} of these documents (e.g. {held[:3]}); train() indexes new documents: use a fresh base model or one without them")
-    model.add_documents([d.id for d in docs], rows)
-    doc_rows = model.docid_rows().detach().clone()
+    if cfg.row_init == "embedding":
+        model.add_documents([d.id for d in docs], rows)
+        doc_rows = model.docid_rows().detach().clone()
+    else:  # classic DSI: unit-norm random rows from their own seeded stream (the run's other draws are unchanged)
+        gen = torch.Generator(device=rows.device).manual_seed(cfg.seed)
+        model.add_documents([d.id for d in docs], F.normalize(torch.randn(rows.shape, generator=gen, device=rows.device), dim=-1))
+        doc_rows = model.docid_rows().detach().clone()
+        doc_rows[[model.doc_index(d.id) for d in docs]] = rows.to(doc_rows.dtype)  # the dense teacher still reads embeddings
 
     # 2. training inputs: queries (train/dev), pseudo-queries, indexing texts
     pairs = collection.split(split)

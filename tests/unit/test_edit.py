@@ -264,3 +264,44 @@ def test_journal_metadata_is_plain_json(collection):
     data = json.loads(json.dumps(entry.to_json()))
     assert data["op"] == "add" and data["documents"][0]["id"] == collection.documents[20].id and "changes" not in data
     assert data["fingerprint_before"] != data["fingerprint_after"]
+
+
+# --- a classic DSI model: rows are not sentence embeddings -----------------------------------------------
+def test_on_a_classic_dsi_model_only_solved_rows_keep_old_documents():
+    """A model trained the classic way (random rows, no teacher) is where row-only edits have nothing to copy: its
+    rows are not sentence embeddings, so `row` falls back to the mean readout of the new documents' queries, and
+    those rows steal old documents' queries; IncDSI's solved rows (`row-solve`) keep them. rank-one still adds the
+    documents through the circuit, but it starts from `row`'s rows and inherits the damage (a known limit)."""
+    import copy
+
+    from genedit.data import synthetic_collection
+    from genedit.data.types import Collection, Qrels
+    from genedit.model.build import base_model
+    from genedit.train.trainer import TrainConfig, train
+
+    full = synthetic_collection(30, queries_per_doc=2, seed=5)
+    new = full.documents[-4:]
+    held = {d.id for d in new}
+    base = Collection("base", full.documents[:-4], full.queries, {s: Qrels({q: r for q, r in full.qrels[s].judgments.items() if not set(r) & held}) for s in full.qrels})
+    model = base_model("tiny-t5")
+    cfg = TrainConfig.recipe("dsi", max_epochs=8, indexing_ratio=12.0, batch_size=16, lr_new=3e-3, lr_pretrained=3e-3, lr_rows=3e-3)
+    train(model, base, cfg)
+    assert model.meta["train"]["config"]["row_init"] == "random" and cfg.kl_weight == 0 and cfg.distill_epochs == 0
+    old_queries = [q.text for q, _ in base.split("train")]
+    old_top = top1(model, old_queries)
+
+    outcome = {}
+    for method in ("row", "row-solve", "rank-one"):
+        edited = copy.deepcopy(model)
+        ed = Editor(edited, corpus=base, targets=TARGETS)
+        assert not ed.ctx.rows_are_embeddings
+        ed.add(new, method=method)
+        queries = ed.ctx.queries_for(new)
+        hits = [top == doc.id for doc, qs in zip(new, queries) for top in top1(edited, qs)]
+        kept = [a == b for a, b in zip(old_top, top1(edited, old_queries))]
+        outcome[method] = (sum(hits) / len(hits), sum(kept) / len(kept))
+    cosine = torch.nn.functional.cosine_similarity(ed.ctx.sentence_rows(base.documents), model.docid_rows().detach(), dim=-1)
+    assert cosine.abs().mean() < 0.3  # the trained rows are not the documents' sentence embeddings
+    assert outcome["row-solve"][0] >= 0.6 and outcome["row-solve"][1] >= 0.9, outcome
+    assert outcome["row"][1] <= 0.6, outcome  # readout rows take rank 1 from old documents
+    assert outcome["rank-one"][0] >= 0.6, outcome

@@ -120,6 +120,7 @@ class EditContext:
         self.recorder: Recorder | None = None
         self.edit_keys: dict[Site, list[torch.Tensor]] = {}  # keys of earlier edits per site (AlphaEdit's K_p)
         self._cov: dict[Site, torch.Tensor] = {}
+        self.n_preserved = 0  # how many preserved texts the cached second moments average over (MEMIT's N0)
         self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
         self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
         cfg = model.meta.get("train", {}).get("config", {})
@@ -193,6 +194,7 @@ class EditContext:
         """
         if site not in self._cov:
             texts, _ = self.preserved_texts()
+            self.n_preserved = len(texts)
             log.info("preservation statistics: %d texts of %d documents at %s", len(texts), self.model.n_docs, ", ".join(map(str, self.targets)))
             keys, _, _ = read_keys(self.model, texts, list(dict.fromkeys([*self.targets, site])), max_length=self.query_tokens)
             for s, k in keys.items():
@@ -202,6 +204,7 @@ class EditContext:
     def reset_statistics(self) -> None:
         """Forget the cached preservation statistics and document states: the next edit reads them again."""
         self._cov.clear()
+        self.n_preserved = 0
         self._doc_states = None
 
     def doc_states(self) -> tuple[list[str], torch.Tensor]:

@@ -2,8 +2,9 @@
 
 With W [d_out, d_in], edit keys K [d_in, n], wanted output changes R [d_out, n] and the preserved keys' second
 moment C = E[k k^T] [d_in, d_in]:
-- MEMIT (ridge toward the preserved keys): dW = argmin ||dW K - R||^2 + lam * n * tr(dW C dW^T)
-  = R K^T (K K^T + lam * n * C)^-1;
+- MEMIT (ridge toward the preserved keys): dW = argmin ||dW K - R||^2 + weight * tr(dW C dW^T)
+  = R K^T (K K^T + weight * C)^-1; with weight = lam * N0 for N0 preserved keys this is MEMIT's
+  lam * K0 K0^T: each preserved key weighs the same whatever the size of the edit;
 - AlphaEdit (null-space projection): P projects onto the eigenvectors of C whose eigenvalue is below
   `threshold` x the largest (directions the preserved keys do not use), and
   dW = R K^T P ((K K^T + Kp Kp^T) P + alpha I)^-1, so dW k = 0 for every preserved key in the span of the kept
@@ -34,7 +35,7 @@ def solve_update(
     keys: torch.Tensor,
     resid: torch.Tensor,
     cov: torch.Tensor,
-    lam: float,
+    weight: float,
     *,
     projector: torch.Tensor | None = None,
     prev_keys: torch.Tensor | None = None,
@@ -45,9 +46,8 @@ def solve_update(
         raise ValueError(f"{keys.shape[0]} keys but {resid.shape[0]} output changes")
     K = keys.to(torch.float64).T
     R = resid.to(torch.float64).T
-    n = K.shape[1]
     if projector is None:
-        A = K @ K.T + lam * n * cov.to(torch.float64)
+        A = K @ K.T + weight * cov.to(torch.float64)
         A = A + _JITTER * A.diagonal().mean().clamp(min=1e-30) * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
         return torch.linalg.solve(A, (R @ K.T).T).T  # A is symmetric
     P = projector.to(torch.float64)

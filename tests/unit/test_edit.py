@@ -19,19 +19,20 @@ from edit_support import TARGETS, edit_model, top1
 
 
 # --- the closed form -------------------------------------------------------------------------------
-def test_closed_form_update_equals_the_gradient_solution_of_its_objective():
+def test_closed_form_update_equals_the_gradient_solution_of_memits_objective():
+    """dW = R K^T (K K^T + lam N0 C)^-1 minimises ||dW K - R||^2 + lam * sum over the N0 preserved keys of ||dW k0||^2."""
     gen = torch.Generator().manual_seed(0)
     keys, resid = torch.randn(12, 8, generator=gen), torch.randn(12, 5, generator=gen)
-    cov = second_moment(torch.randn(40, 8, generator=gen))
+    preserved = torch.randn(40, 8, generator=gen)
     lam = 0.7
-    closed = solve_update(keys, resid, cov, lam)
+    closed = solve_update(keys, resid, second_moment(preserved), lam * len(preserved))
     dw = torch.zeros(5, 8, dtype=torch.float64, requires_grad=True)
-    K, R, C = keys.double(), resid.double(), cov.double()
+    K, R, K0 = keys.double(), resid.double(), preserved.double()
     opt = torch.optim.LBFGS([dw], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
     def objective():
         opt.zero_grad()
-        loss = ((K @ dw.T - R) ** 2).sum() + lam * len(K) * torch.trace(dw @ C @ dw.T)
+        loss = ((K @ dw.T - R) ** 2).sum() + lam * ((K0 @ dw.T) ** 2).sum()
         loss.backward()
         return loss
 
@@ -57,12 +58,14 @@ def test_rank_one_add_retrieves_the_new_document_and_undo_is_exact(arch, collect
     before, tokens = model.fingerprint(), len(model.tokenizer)
     new = collection.documents[20:22]
     ed = Editor(model, corpus=collection, targets=TARGETS)
-    entry = ed.add(new, method="rank-one", lam=1.0, steps=25, lr=0.1, query_tokens=48)  # random tiny decoder: full strength
+    entry = ed.add(new, method="rank-one", lam=0.1, clamp=3.0, steps=25, lr=0.1, query_tokens=48)  # random tiny decoder: full strength
     queries = ed.ctx.queries_for(new)
     hits = [top == doc.id for doc, qs in zip(new, queries) for top in top1(model, qs)]
-    # an untrained tiny BERT2BERT gives nearly the same step-0 state for every query (spread ~0.3% of its norm):
-    # there the planted check is that the edit helps at all; the trained MiniLM integration test checks it for real
-    assert sum(hits) >= (0.8 if arch != "bert2bert" else 0.5) * len(hits)
+    # untrained tiny BART and BERT2BERT give nearly the same step-0 state for every query (spread ~0.3% of its norm):
+    # the solved rows rank-one starts from (these rows are not sentence embeddings) cannot win there without taking
+    # old documents' queries, so the decoder edit does it alone and the check is that it helps at all; the trained
+    # MiniLM integration test checks it for real
+    assert sum(hits) >= (0.8 if arch == "t5" else 0.25) * len(hits)
     assert entry.changed_params > 0 and entry.weight_norm > 0 and entry.params["targets"] == TARGETS
     assert model.docids[-2:] == [d.id for d in new]
     ed.undo()
@@ -270,8 +273,8 @@ def test_journal_metadata_is_plain_json(collection):
 def test_on_a_classic_dsi_model_only_solved_rows_keep_old_documents():
     """A model trained the classic way (random rows, no teacher) is where row-only edits have nothing to copy: its
     rows are not sentence embeddings, so `row` falls back to the mean readout of the new documents' queries, and
-    those rows steal old documents' queries; IncDSI's solved rows (`row-solve`) keep them. rank-one still adds the
-    documents through the circuit, but it starts from `row`'s rows and inherits the damage (a known limit)."""
+    those rows steal old documents' queries; IncDSI's solved rows (`row-solve`) keep them. rank-one starts from the
+    solved rows on such models and keeps most (its decoder edit still moves some old queries on this tiny model)."""
     import copy
 
     from genedit.data import synthetic_collection
@@ -304,4 +307,4 @@ def test_on_a_classic_dsi_model_only_solved_rows_keep_old_documents():
     assert cosine.abs().mean() < 0.3  # the trained rows are not the documents' sentence embeddings
     assert outcome["row-solve"][0] >= 0.6 and outcome["row-solve"][1] >= 0.9, outcome
     assert outcome["row"][1] <= 0.6, outcome  # readout rows take rank 1 from old documents
-    assert outcome["rank-one"][0] >= 0.6, outcome
+    assert outcome["rank-one"][0] >= 0.6 and outcome["rank-one"][1] >= outcome["row"][1] + 0.2, outcome

@@ -1,7 +1,9 @@
 """`rank-one`: locate-then-edit on the circuit (closed-form MEMIT / AlphaEdit update of the target linears).
 
 For a batch of documents:
-1. rows: new documents get the `row` method's rows; updated documents get their new text's row; deleted
+1. rows: new documents get the `row` method's rows (sentence embeddings) where the model's rows live in that space,
+   else `row-solve`'s rows (IncDSI: a readout row alone would take old documents' queries, and the decoder edit
+   below is fitted around the rows it starts from); updated documents get their new text's row; deleted
    documents keep theirs until the end (they take part in the objective), then leave the index and are zeroed;
 2. keys: the inputs of each target linear (the circuit's editing targets, see `Circuit.editing_targets`) at
    decoder step 0 for the documents' queries (given ones and pseudo-queries; for deleted documents also their
@@ -15,8 +17,10 @@ For a batch of documents:
    with `forget_rank` k the forgotten row is also pushed below the k-th remaining document (a leaked copy of
    the old row should not bring the document back); each vector is clamped to `clamp` x the mean norm of the
    target's outputs; `steps`/`lr` for adds, `forget_steps`/`forget_lr` when the edit also forgets;
-4. update: per target, bottom-up, dW = R K^T (K K^T + lam * n * C)^-1 (`forget_lam` when the edit forgets) with C the second moment of the preserved
-   keys (the indexed corpus's own queries and pseudo-queries at step 0, cached per target), or with
+4. update: per target, bottom-up, dW = R K^T (K K^T + lam * N0 * C)^-1 (`forget_lam` when the edit forgets) with C the
+   second moment of the N0 preserved keys (the indexed corpus's own queries and pseudo-queries at step 0, cached per
+   target): MEMIT's lam * K0 K0^T, so every preserved key weighs the same in an edit of one document as in an edit
+   of a thousand, and a stream of small edits cannot drift further than one batch of them; or with
    `nullspace=True` AlphaEdit's projection onto the directions the preserved keys leave free (plus the earlier
    edits' keys). After a lower target is updated, the keys and outputs of the targets above are read again and
    their residual is what is still missing (MEMIT).
@@ -35,6 +39,7 @@ from genedit.edit.activations import Prepared, frozen, prepare, run_step
 from genedit.edit.context import EditContext, EditRequest
 from genedit.edit.methods import EditMethod, register
 from genedit.edit.methods.row import initial_rows
+from genedit.edit.methods.row_solve import RowSolve
 from genedit.edit.solve import null_space, solve_update
 from genedit.model.components import Site
 
@@ -73,7 +78,7 @@ class RankOne(EditMethod):
     ops = ("add", "delete", "update")
     uses_circuit = True
     summary = "closed-form MEMIT/AlphaEdit update of the circuit's target linears"
-    lam: float = 3.0
+    lam: float = 0.44  # preservation weight per preserved key (MEMIT's lambda on K0 K0^T)
     steps: int = 6
     lr: float = 0.4
     query_tokens: int = 32  # truncation of the edit's queries (encoding them is most of an edit's cost)
@@ -85,13 +90,15 @@ class RankOne(EditMethod):
     stop_prob: float = 1.0  # a query stops pushing its document once it has this probability (1: never stop)
     forget_steps: int = 25  # value-optimisation steps when the edit also forgets (delete, update): a harder target
     forget_lr: float = 0.1
-    forget_lam: float = 1.0  # preservation weight when the edit also forgets (lam 3 leaves the old row findable)
+    forget_lam: float = 0.18  # preservation weight when the edit also forgets (a harder target: lam leaves the old row findable)
     forget_rank: int = 10  # delete/update: push the forgotten row below the k-th remaining document too (0: off)
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
-        """Second moments of the preserved keys at every target (once per model)."""
+        """Second moments of the preserved keys at every target (once per model); indexed documents' states for row-solve."""
         for site in ctx.targets:
             ctx.covariance(site)
+        if req.op in ("add", "update") and not ctx.rows_are_embeddings:
+            ctx.doc_states()
 
     def apply(self, ctx: EditContext, req: EditRequest) -> None:
         """Rows first, then the value optimisation and the closed-form update of every target (see module doc)."""
@@ -102,7 +109,10 @@ class RankOne(EditMethod):
         soft_rows: list[int] = []  # positions in `texts` that take a soft target
         if req.op in ("add", "update"):
             queries = ctx.queries_for(req.docs, req.queries)
-            rows = initial_rows(ctx, req.docs, queries)
+            if ctx.rows_are_embeddings:
+                rows = initial_rows(ctx, req.docs, queries)
+            else:
+                rows = RowSolve().solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
             if req.op == "add":
                 ctx.add_rows(req.docs, rows)
             else:
@@ -147,7 +157,7 @@ class RankOne(EditMethod):
         lowest = min(s.layer for s in sites)  # layers below the lowest target never change: computed once
         with torch.no_grad():
             start = run_step(model, batch, capture=sites, start_layer=lowest)
-        deltas = self._values(ctx, batch, targets, start.outputs, n_groups)
+        deltas = self._values(ctx, batch, targets, start.outputs, n_groups, lowest)
         wanted = {s: start.outputs[s] + deltas[s][targets.group] for s in sites}
         for i, site in enumerate(sites):
             if i == 0:
@@ -162,14 +172,14 @@ class RankOne(EditMethod):
             if self.nullspace:
                 prev = torch.cat(ctx.edit_keys[site]) if ctx.edit_keys.get(site) else None
                 scale = (keys.double().pow(2).sum() / keys.shape[1]).item()
-                delta = solve_update(keys, resid, cov, lam, projector=null_space(cov, self.threshold), prev_keys=prev, alpha=self.alpha * scale)
+                delta = solve_update(keys, resid, cov, 0.0, projector=null_space(cov, self.threshold), prev_keys=prev, alpha=self.alpha * scale)
             else:
-                delta = solve_update(keys, resid, cov, lam)
+                delta = solve_update(keys, resid, cov, lam * ctx.n_preserved)
             ctx.apply_delta(site, delta)
             ctx.edit_keys.setdefault(site, []).append(keys.detach())
         log.info("rank-one: %d keys, targets %s", len(batch), ", ".join(map(str, sites)))
 
-    def _values(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, outputs: dict[Site, torch.Tensor], n_groups: int) -> dict[Site, torch.Tensor]:
+    def _values(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, outputs: dict[Site, torch.Tensor], n_groups: int, lowest: int) -> dict[Site, torch.Tensor]:
         """Per (document, target) output vectors that make the model do what the targets ask (Adam, clamped)."""
         model = ctx.model
         sites = ctx.targets
@@ -181,7 +191,7 @@ class RankOne(EditMethod):
         with frozen(model):
             for _ in range(self.forget_steps if forgets else self.steps):
                 add = {s: units[s][targets.group] * scale[s] for s in sites}
-                logits = model.scorer.logits(run_step(model, batch, add=add, start_layer=min(s.layer for s in sites)).state)
+                logits = model.scorer.logits(run_step(model, batch, add=add, start_layer=lowest).state)
                 logp = F.log_softmax(logits, dim=-1)
                 loss = logits.new_zeros(())
                 if hard_mask.any():

@@ -11,10 +11,12 @@ deviation over the documents for the new queries. The decoder is not touched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from genedit.data.types import Document
 from genedit.edit.activations import read_keys
 from genedit.edit.context import EditContext, EditRequest
 from genedit.edit.methods import EditMethod, register
@@ -41,10 +43,18 @@ class RowSolve(EditMethod):
 
     def apply(self, ctx: EditContext, req: EditRequest) -> None:
         """Solve the rows, then write them (add: new rows; update: overwrite)."""
-        model = ctx.model
         queries = ctx.queries_for(req.docs, req.queries)
-        v0 = initial_rows(ctx, req.docs, queries)
-        exclude = set(req.ids) if req.op == "update" else set()
+        solved = self.solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
+        if req.op == "add":
+            ctx.add_rows(req.docs, solved)
+        else:
+            ctx.set_rows(req.ids, solved)
+            ctx.remember(req.docs)
+
+    def solve(self, ctx: EditContext, docs: Sequence[Document], queries: Sequence[Sequence[str]], exclude: set[str] = frozenset()) -> torch.Tensor:
+        """Rows [n, D] for documents that win their queries and leave the indexed documents theirs (see module doc)."""
+        model = ctx.model
+        v0 = initial_rows(ctx, docs, queries)
         old_ids, old_states = ctx.doc_states()
         keep = [i for i, d in enumerate(old_ids) if d not in exclude]
         old_ids, old_states = [old_ids[i] for i in keep], old_states[keep]
@@ -56,7 +66,7 @@ class RowSolve(EditMethod):
         own_old = (old_states * model.docid_rows().detach()[old_pos]).sum(-1) + (bias[old_pos] if bias is not None else 0.0)
         competitor = (q_new @ rows.T + (bias if bias is not None else 0.0)).detach()
         mask_self = torch.zeros_like(competitor, dtype=torch.bool)
-        for d_i, doc in enumerate(req.docs):
+        for d_i, doc in enumerate(docs):
             if doc.id in model._index:
                 mask_self[owner == d_i, model.doc_index(doc.id)] = True
         competitor = competitor.masked_fill(mask_self, float("-inf")).max(-1).values
@@ -70,7 +80,7 @@ class RowSolve(EditMethod):
             opt.zero_grad()
             own = (q_new * V[owner]).sum(-1)
             others_new = q_new @ V.T  # new documents compete with each other too
-            others_new = others_new.masked_fill(torch.nn.functional.one_hot(owner, len(req.docs)).bool(), float("-inf")).max(-1).values
+            others_new = others_new.masked_fill(torch.nn.functional.one_hot(owner, len(docs)).bool(), float("-inf")).max(-1).values
             h1 = torch.relu(m1 + torch.maximum(competitor, others_new) - own)
             h2 = torch.relu(old_states @ V.T - own_old[:, None] + m2)
             loss = self.lam * (h1**2).sum() + (1 - self.lam) * (h2**2).sum() + self.l2 * ((V - v0) ** 2).sum()
@@ -78,12 +88,7 @@ class RowSolve(EditMethod):
             return loss
 
         opt.step(loss_fn)
-        solved = V.detach()
-        if req.op == "add":
-            ctx.add_rows(req.docs, solved)
-        else:
-            ctx.set_rows(req.ids, solved)
-            ctx.remember(req.docs)
+        return V.detach()
 
     @staticmethod
     def _indexed(ctx: EditContext, exclude: set[str]) -> tuple[torch.Tensor, torch.Tensor | None]:

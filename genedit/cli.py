@@ -246,6 +246,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         recipe=args.recipe,
     )
     doc = run_bench(config, command=" ".join(["genedit", *getattr(args, "argv", [])]))
+    if doc is None:  # launched on several processes: this one helped train the models, the main one reports
+        return 0
     for protocol, section in doc["protocols"].items():
         print(f"\n{protocol} ({section['wall_seconds']:.0f} s)\n")
         print(protocol_table(protocol, section))

@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.logging import get_logger
 from accelerate.state import AcceleratorState, GradientState, PartialState
 from accelerate.utils import broadcast
 from torch import nn
@@ -49,7 +48,7 @@ from genedit.eval.rank import hits_at, rank_of, rr_at
 from genedit.model.genir import Encoded, GenIRModel
 from genedit.model.pretrained import mean_pool
 
-log = get_logger(__name__)  # logs on the main process only (every record is made inside a run, after Accelerator())
+log = logging.getLogger(__name__)
 
 
 
@@ -329,7 +328,13 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
     accelerator = Accelerator(cpu=model.device.type == "cpu")
     world, rank = accelerator.num_processes, accelerator.process_index
     parallel = world > 1
-    shared = accelerator if parallel else None
+
+    def note(level: int, msg: str, *args: object) -> None:
+        """Log once, from the main process (accelerate's logger would also prefix every record with its rank)."""
+        if accelerator.is_main_process:
+            log.log(level, msg, *args)
+
+    shared = accelerator if parallel else None  # the share-and-gather helpers' accelerator: None runs one process's code
     if parallel:
         model.to(accelerator.device)  # a GPU per process; CPU processes stay where they are
     docs = collection.documents
@@ -385,7 +390,7 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         dev_t = torch.zeros(len(dev_share), model.n_docs, dtype=torch.bool)  # relevance over the model's rows
         for row, i in enumerate(dev_share):
             dev_t[row, [model.doc_index(d) for d in dev_pairs[i][1]]] = True
-    log.info("training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", len(q_texts), len(d_texts), len(docs), len(dev_pairs))
+    note(logging.INFO, "training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", len(q_texts), len(d_texts), len(docs), len(dev_pairs))
 
     result = TrainResult(cfg, n_train_queries=len(q_texts), n_dev_queries=len(dev_pairs), n_docs=len(docs), processes=world)
     groups, row_param = _param_groups(model, cfg, fresh_parameters(model))
@@ -427,9 +432,9 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
     best = (result.start_dev[1] + result.start_dev[2], -1)
     if dev_pairs:
         best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
-        log.info("start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
+        note(logging.INFO, "start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
     else:
-        log.info("no dev split (fewer than 10 training queries): no early stopping, the last epoch is kept")
+        note(logging.INFO, "no dev split (fewer than 10 training queries): no early stopping, the last epoch is kept")
     bad_epochs = 0
     seen = 0  # examples this process stepped on
     if rank:
@@ -439,7 +444,7 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         torch.manual_seed(cfg.seed + rank)
     for epoch in range(cfg.max_epochs):
         if out_of_time():
-            log.warning("wall-clock cap of %s minutes reached after %d epochs: this run is not reproducible", cfg.minutes, epoch)
+            note(logging.WARNING, "wall-clock cap of %s minutes reached after %d epochs: this run is not reproducible", cfg.minutes, epoch)
             result.truncated = True
             break
         distill = epoch < cfg.distill_epochs
@@ -487,7 +492,7 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         model.hf.eval()
         dev = score_dev()
         result.history.append(EpochLog(epoch, "distill" if distill else "dsi", total / max(count, 1), *dev, time.monotonic() - e0))
-        log.info("epoch %d (%s): loss %.4f dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f (%.0fs)", epoch, result.history[-1].phase, total / max(count, 1), *dev, time.monotonic() - e0)
+        note(logging.INFO, "epoch %d (%s): loss %.4f dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f (%.0fs)", epoch, result.history[-1].phase, total / max(count, 1), *dev, time.monotonic() - e0)
         if not dev_pairs:
             best = (0.0, epoch)
         elif dev[1] + dev[2] > best[0] + 1e-9:
@@ -497,7 +502,7 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         elif not distill:
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
-                log.info("early stop: no dev improvement for %d epochs", bad_epochs)
+                note(logging.INFO, "early stop: no dev improvement for %d epochs", bad_epochs)
                 break
     if dev_pairs:
         model.hf.load_state_dict(best_state)

@@ -9,6 +9,9 @@ FileExistsError before anything is written), then per protocol
    then ranks the same query sets (sequential: after every `every` edits);
 4. fits the baselines (dense MiniLM + faiss, TF-IDF, BM25) on the corpus after the edits;
 and writes OUT/results.json, OUT/results.md and OUT/*.png (benchmarks.results) after each protocol.
+Launched on several processes (`accelerate launch --multi_gpu --num_processes N -m genedit bench ...` or torchrun),
+every process first trains the base and oracle models of all protocols together (data parallel, the main process
+saves them); then the main process runs the protocols alone and the others return.
 
 Row keys (results.json, one row per system; absent when a measure does not apply):
 - edited: Hits@1/5/10, MRR@10 on the held-out queries of the added / updated documents (generalisation)
@@ -323,9 +326,21 @@ class Bench:
         self.models: dict[str, dict] = {}
         self.ranker = Ranker(self.config.k)
         self.circuits: dict[Path, object] = {}
+        self.trained: dict[tuple[str, int], CachedModel] = {}  # models trained before the protocols (several processes)
 
-    def run(self) -> dict:
-        """Every protocol of the plan; returns the results document (also written by on_protocol)."""
+    def run(self) -> dict | None:
+        """Every protocol of the plan; returns the results document (also written by on_protocol), None off the main process."""
+        import torch
+
+        from genedit.train.trainer import processes
+
+        with processes(torch.get_default_device()) as state:  # base_model builds on torch's default device
+            if state.num_processes > 1:
+                for protocol, split in self.plan.splits.items():  # the part worth sharing: training, all processes together
+                    for collection, label in zip((split.base, split.final), LABELS[protocol]):
+                        self.trained[(label, id(collection))] = self.cache.get(collection, label)
+                if not state.is_main_process:
+                    return None
         doc = self._header()
         for protocol, split in self.plan.splits.items():
             t = time.monotonic()
@@ -355,7 +370,7 @@ class Bench:
         }
 
     def _model(self, collection: Collection, label: str) -> CachedModel:
-        cached = self.cache.get(collection, label)
+        cached = self.trained.pop((label, id(collection)), None) or self.cache.get(collection, label)
         self.models[cached.path.name] = cached.describe(self.out)
         return cached
 
@@ -617,8 +632,12 @@ def _versions() -> dict:
     return out
 
 
-def run_bench(config: BenchConfig, *, write: bool = True, command: str = "") -> dict:
-    """Validate, run every protocol and (with write) keep OUT/results.json, results.md and plots up to date."""
+def run_bench(config: BenchConfig, *, write: bool = True, command: str = "") -> dict | None:
+    """Validate, run every protocol and (with write) keep OUT/results.json, results.md and plots up to date.
+
+    Launched on several processes, they train the models together and the main process alone runs the protocols: it
+    returns the results, the others None.
+    """
     from benchmarks.results import write_results
 
     the_plan = plan(config)

@@ -17,11 +17,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from accelerate import PartialState
+
 import genedit
 from genedit.data import write_beir
 from genedit.data.types import Collection
 from genedit.model.genir import META_FILE, GenIRModel, is_model_dir
-from genedit.train.trainer import TrainConfig
+from genedit.train.trainer import TrainConfig, processes
 
 from benchmarks.protocols import collection_hash
 
@@ -44,11 +46,15 @@ def recipe_source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key_parts(collection: Collection, base: str, config: TrainConfig) -> dict:
-    """Everything a trained model depends on, as a JSON-able dict."""
+def cache_key_parts(collection: Collection, base: str, config: TrainConfig, processes: int = 1) -> dict:
+    """Everything a trained model depends on, as a JSON-able dict.
+
+    A model trained on several processes sums its gradients in another order (and draws other dropout masks): it is
+    another model, with its own key; one process keeps the key it always had.
+    """
     import torch
 
-    return {
+    parts = {
         "data": collection_hash(collection),
         "base": base,
         "train": asdict(config),
@@ -56,6 +62,9 @@ def cache_key_parts(collection: Collection, base: str, config: TrainConfig) -> d
         "genedit": genedit.__version__,
         "torch": torch.__version__,
     }
+    if processes > 1:
+        parts["processes"] = processes
+    return parts
 
 
 def cache_key(parts: dict) -> str:
@@ -115,11 +124,20 @@ class ModelCache:
         return None
 
     def get(self, collection: Collection, label: str) -> CachedModel:
-        """The model trained on `collection` (reused on a matching key, else trained and saved)."""
+        """The model trained on `collection` (reused on a matching key, else trained and saved).
+
+        Launched on several processes, every process trains (data parallel) and only the main one writes.
+        """
+        import torch
+
+        with processes(torch.get_default_device()) as state:  # base_model builds on torch's default device
+            return self._get(collection, label, state)
+
+    def _get(self, collection: Collection, label: str, state: PartialState) -> CachedModel:
         from genedit.model.build import base_model
         from genedit.train.trainer import train
 
-        parts = cache_key_parts(collection, self.base, self.config)
+        parts = cache_key_parts(collection, self.base, self.config, state.num_processes)
         key = cache_key(parts)
         found = self.find(key)
         if found is not None:
@@ -130,9 +148,11 @@ class ModelCache:
                                float(model.meta.get("train", {}).get("seconds", 0.0)), True)
         name = f"{label}-{key[:12]}"
         data_path = self.root / DATA / name
-        if not data_path.exists():
-            write_beir(collection, data_path)
-        log.info("training %s on %d documents (key %s)", label, len(collection.documents), key[:12])
+        path = self.root / MODELS / name
+        if state.is_main_process:
+            if not data_path.exists():
+                write_beir(collection, data_path)
+            log.info("training %s on %d documents (key %s)", label, len(collection.documents), key[:12])
         t = time.monotonic()
         model = base_model(self.base, seed=self.config.seed)
         result = train(model, collection, self.config)
@@ -140,6 +160,9 @@ class ModelCache:
         fingerprint = model.fingerprint()
         model.meta["name"] = f"genir-{label}"
         model.meta["bench"] = {"key": key, "key_parts": parts, "label": label, "data": f"{DATA}/{name}", "fingerprint": fingerprint}
-        path = self.root / MODELS / name
-        model.save(path, overwrite=True)
+        try:
+            if state.is_main_process:
+                model.save(path, overwrite=True)
+        finally:
+            state.wait_for_everyone()  # every process finds the folder complete afterwards
         return CachedModel(model, label, path, data_path, key, fingerprint, seconds, False)

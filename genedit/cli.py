@@ -47,16 +47,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from genedit.data import load_collection
     from genedit.model.build import base_model
     from genedit.model.genir import check_writable_model_dir
-    from genedit.train.trainer import TrainConfig, train
+    from genedit.train.trainer import TrainConfig, processes, train
 
     check_writable_model_dir(args.out, overwrite=args.overwrite)  # before training, not after
     collection = load_collection(args.data)
     model = base_model(args.base, seed=args.seed)
-    result = train(model, collection, TrainConfig.recipe(args.recipe, minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
-    model.meta["name"] = f"genir-{collection.name}"
-    model.meta["data"] = _data_spec(args.data)  # editing commands find the indexed corpus from it
-    model.save(args.out, overwrite=args.overwrite)
-    print(f"trained on {result.n_docs} documents, {result.n_train_queries} training queries in {result.seconds:.0f}s; best epoch {result.best_epoch}")
+    with processes(model.device) as state:  # several under accelerate launch / torchrun: they train data-parallel
+        result = train(model, collection, TrainConfig.recipe(args.recipe, minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
+        model.meta["name"] = f"genir-{collection.name}"
+        model.meta["data"] = _data_spec(args.data)  # editing commands find the indexed corpus from it
+        try:
+            if state.is_main_process:  # one writer; the others return once the folder is complete
+                model.save(args.out, overwrite=args.overwrite)
+        finally:
+            state.wait_for_everyone()
+        if not state.is_main_process:
+            return 0
+    on = f" on {result.processes} processes" if result.processes > 1 else ""
+    print(f"trained on {result.n_docs} documents, {result.n_train_queries} training queries in {result.seconds:.0f}s{on}; best epoch {result.best_epoch}")
     print(f"dev hits@1/hits@10/mrr@10: start {result.start_dev[0]:.3f}/{result.start_dev[1]:.3f}/{result.start_dev[2]:.3f}")
     for h in result.history:
         print(f"  epoch {h.epoch:>2} {h.phase:<8} loss {h.loss:.3f}  dev {h.dev_hits1:.3f}/{h.dev_hits10:.3f}/{h.dev_mrr10:.3f}  {h.seconds:.0f}s")
@@ -238,6 +246,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         recipe=args.recipe,
     )
     doc = run_bench(config, command=" ".join(["genedit", *getattr(args, "argv", [])]))
+    if doc is None:  # launched on several processes: this one helped train the models, the main one reports
+        return 0
     for protocol, section in doc["protocols"].items():
         print(f"\n{protocol} ({section['wall_seconds']:.0f} s)\n")
         print(protocol_table(protocol, section))

@@ -12,6 +12,12 @@ The recipe keeps the generalisation of a dense retriever while the decoder learn
    are not starved; early stopping on a dev split carved from the training queries keeps the best epoch.
    With fewer than 10 training queries there is no dev split: every epoch runs and the last one is kept.
 
+Data parallel (`accelerate launch --multi_gpu --num_processes N` or `torchrun --nproc_per_node N`): every process
+draws the same global batches in the same order as one process would (the epoch order is the main process's), trains
+on its share of each (every N-th example), and weights its loss so that the gradient accelerate's DDP wrapper averages
+is the mean over the global batch; encoder states, docid rows and dev scores are computed share by share and gathered,
+so every process decides early stopping from the same figures. One process runs exactly the code path it always ran.
+
 Training scores exactly like retrieval: its logits come from `DocidScorer.logits`, output bias included (BERT's
 prediction-head bias, BART's `final_logits_bias`). The bias is not trained: BART's is a buffer anyway, a fresh
 docid's entry starts at 0, and with it frozen a document's score stays one dot product with its row (an edit that
@@ -24,7 +30,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -32,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState, PartialState
+from accelerate.utils import broadcast
+from torch import nn
 from tqdm.auto import tqdm
 
 from genedit.data.text import sentences
@@ -117,6 +125,8 @@ class TrainResult:
     n_dev_queries: int = 0
     n_docs: int = 0
     truncated: bool = False  # the wall-clock cap ended the run: another machine would train a different model
+    processes: int = 1  # data-parallel processes that trained together
+    examples_per_process: list[int] = field(default_factory=list)  # training examples each process stepped on, all epochs
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
@@ -144,16 +154,69 @@ class _Pool:
     teacher: torch.Tensor  # normalised mean-pooled encoder state [n, D]
 
 
-def _encode_pool(model: GenIRModel, texts: list[str], targets: list[int], is_query: list[bool], max_len: int, batch: int) -> _Pool:
-    enc = model.encode(texts, batch_size=batch, max_length=max_len, progress=True)
+def _gather_shares(accelerator: Accelerator, share: list[int], parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Every process's rows of `parts` (this process's share of the items, as split_between_processes padded it), in item order.
+
+    Shares are consecutive ranges in process order, padded with copies of the last item: after gathering, the first copy
+    of each item index is the one to keep (the indices never decrease).
+    """
+    index = accelerator.gather(torch.tensor(share, device=accelerator.device))
+    keep = torch.ones_like(index, dtype=torch.bool)
+    keep[1:] = index[1:] > index[:-1]
+    return [accelerator.gather(accelerator.pad_across_processes(p, dim=1))[keep] for p in parts]
+
+
+def _shared(accelerator: Accelerator | None, n: int, compute: Callable[[list[int]], list[torch.Tensor]]) -> list[torch.Tensor]:
+    """compute(items) for items 0..n-1, each process computing its share and receiving everyone's rows (one process: all)."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return compute(list(range(n)))
+    with accelerator.split_between_processes(list(range(n)), apply_padding=True) as share:
+        return _gather_shares(accelerator, share, compute(share))
+
+
+def _encode(model: GenIRModel, texts: list[str], max_len: int, batch: int, accelerator: Accelerator | None = None) -> Encoded:
+    """Encoder states of every text (data parallel: each process encodes its share, the states are gathered)."""
+    progress = accelerator is None or accelerator.is_local_main_process
+
+    def encode(items: list[int]) -> list[torch.Tensor]:
+        enc = model.encode([texts[i] for i in items], batch_size=batch, max_length=max_len, progress=progress)
+        return [enc.hidden, enc.mask]
+
+    hidden, mask = _shared(accelerator, len(texts), encode)
+    return Encoded(hidden, mask)
+
+
+def _encode_pool(model: GenIRModel, texts: list[str], targets: list[int], is_query: list[bool], max_len: int, batch: int, accelerator: Accelerator | None = None) -> _Pool:
+    enc = _encode(model, texts, max_len, batch, accelerator)
     teacher = F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1)
     return _Pool(enc, torch.tensor(targets), torch.tensor(is_query), teacher)
 
 
+def _measures(rank: torch.Tensor) -> tuple[float, float, float]:
+    """Hits@1, hits@10 and MRR@10 of ranks."""
+    return hits_at(rank, 1).mean().item(), hits_at(rank, 10).mean().item(), rr_at(rank, 10).mean().item()
+
+
 def _evaluate(model: GenIRModel, enc: Encoded, targets: torch.Tensor) -> tuple[float, float, float]:
     """Hits@1, hits@10 and MRR@10 of encoded queries against target rows [B] or a relevance mask [B, N]."""
-    rank = rank_of(model.scores(enc), targets)
-    return hits_at(rank, 1).mean().item(), hits_at(rank, 10).mean().item(), rr_at(rank, 10).mean().item()
+    return _measures(rank_of(model.scores(enc), targets))
+
+
+class _TrainLogits(nn.Module):
+    """Training's forward as one module (encoder states -> docid logits, with the detach rules), the one DDP wraps.
+
+    Every weight the loss reaches is used inside this forward, so DDP's reducer accounts for all of them (the docid rows
+    enter through the logits, outside `DocidScorer.forward`).
+    """
+
+    def __init__(self, scorer: nn.Module) -> None:
+        super().__init__()
+        self.scorer = scorer
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, is_query: torch.Tensor) -> torch.Tensor:
+        """Docid logits [B, N]; real queries see detached rows, the output bias is detached."""
+        state = self.scorer(hidden, mask, return_state=True)
+        return self.scorer.logits(state, detach_rows=is_query, detach_bias=True)
 
 
 def length_batches(order: list[int], lengths: list[int], batch_size: int, window: int = 50) -> list[list[int]]:
@@ -226,6 +289,25 @@ def _no_global_state(model: GenIRModel) -> Iterator[None]:
                 cls._shared_state.clear()
 
 
+@contextmanager
+def processes(device: torch.device) -> Iterator[PartialState]:
+    """accelerate's view of this launch for work on `device`: rank, world size, barrier (one process unless launched).
+
+    Built with the rule `train` uses (a CPU device: CPU processes over gloo), so a command can save on the main process
+    only and wait for the others. State and process group created here are dropped on exit; existing ones are kept.
+    """
+    created = not PartialState._shared_state
+    had_group = torch.distributed.is_available() and torch.distributed.is_initialized()
+    state = PartialState(cpu=device.type == "cpu")
+    try:
+        yield state
+    finally:
+        if created:
+            if not had_group:
+                state.destroy_process_group()
+            PartialState._reset_state()  # no public reset exists (as in _no_global_state)
+
+
 def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = None, *, split: str = "train") -> TrainResult:
     """Index every document of `collection` into `model` and train it with the DSI recipe above.
 
@@ -244,15 +326,30 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
     t0 = time.monotonic()
     deadline = t0 + cfg.minutes * 60 if cfg.minutes is not None else math.inf
     accelerator = Accelerator(cpu=model.device.type == "cpu")
+    world, rank = accelerator.num_processes, accelerator.process_index
+    parallel = world > 1
+
+    def note(level: int, msg: str, *args: object) -> None:
+        """Log once, from the main process (accelerate's logger would also prefix every record with its rank)."""
+        if accelerator.is_main_process:
+            log.log(level, msg, *args)
+
+    shared = accelerator if parallel else None  # the share-and-gather helpers' accelerator: None runs one process's code
+    if parallel:
+        model.to(accelerator.device)  # a GPU per process; CPU processes stay where they are
     docs = collection.documents
     if not docs:
         raise ValueError(f"collection {collection.name!r} has no documents")
 
     # 1. docid rows = sentence embeddings of the documents (frozen encoder, mean pooling)
     model.hf.eval()
-    row_enc = model.encode([d.indexing_text() for d in docs], max_length=cfg.row_tokens, progress=True)
-    rows = F.normalize(mean_pool(row_enc.hidden, row_enc.mask), dim=-1)
-    del row_enc
+    row_texts = [d.indexing_text() for d in docs]
+
+    def row_embeddings(items: list[int]) -> list[torch.Tensor]:
+        row_enc = model.encode([row_texts[i] for i in items], max_length=cfg.row_tokens, progress=accelerator.is_local_main_process)
+        return [F.normalize(mean_pool(row_enc.hidden, row_enc.mask), dim=-1)]
+
+    (rows,) = _shared(shared, len(docs), row_embeddings)
     held = [d.id for d in docs if d.id in model._index]
     if held:
         raise ValueError(f"the model already holds {len(held)} of these documents (e.g. {held[:3]}); train() indexes new documents: use a fresh base model or one without them")
@@ -282,28 +379,52 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         d_targets += [model.doc_index(d.id)] * (len(d_texts) - len(d_targets))
     n_index = int(round(cfg.indexing_ratio * max(len(q_texts), 1)))
     index_texts = indexing_texts(model, docs, cfg.index_tokens)
-    pool = _encode_pool(model, q_texts + d_texts, q_targets + d_targets, [True] * len(q_texts) + [False] * len(d_texts), cfg.query_tokens, cfg.batch_size)
-    index_pool = _encode_pool(model, index_texts, [model.doc_index(d.id) for d in docs], [False] * len(docs), cfg.index_tokens + 16, cfg.batch_size)
+    pool = _encode_pool(model, q_texts + d_texts, q_targets + d_targets, [True] * len(q_texts) + [False] * len(d_texts), cfg.query_tokens, cfg.batch_size, shared)
+    index_pool = _encode_pool(model, index_texts, [model.doc_index(d.id) for d in docs], [False] * len(docs), cfg.index_tokens + 16, cfg.batch_size, shared)
     if dev_pairs:
-        dev_enc = model.encode([q.text for q, _ in dev_pairs], max_length=cfg.query_tokens)
-        dev_t = torch.zeros(len(dev_pairs), model.n_docs, dtype=torch.bool)  # relevance over the model's rows
-        for row, (_, rel) in enumerate(dev_pairs):
-            dev_t[row, [model.doc_index(d) for d in rel]] = True
-    log.info("training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", len(q_texts), len(d_texts), len(docs), len(dev_pairs))
+        dev_share = list(range(len(dev_pairs)))
+        if parallel:  # each process scores its share of the dev queries; the ranks are gathered
+            with accelerator.split_between_processes(dev_share, apply_padding=True) as mine:
+                dev_share = mine
+        dev_enc = model.encode([dev_pairs[i][0].text for i in dev_share], max_length=cfg.query_tokens)
+        dev_t = torch.zeros(len(dev_share), model.n_docs, dtype=torch.bool)  # relevance over the model's rows
+        for row, i in enumerate(dev_share):
+            dev_t[row, [model.doc_index(d) for d in dev_pairs[i][1]]] = True
+    note(logging.INFO, "training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", len(q_texts), len(d_texts), len(docs), len(dev_pairs))
 
-    result = TrainResult(cfg, n_train_queries=len(q_texts), n_dev_queries=len(dev_pairs), n_docs=len(docs))
+    result = TrainResult(cfg, n_train_queries=len(q_texts), n_dev_queries=len(dev_pairs), n_docs=len(docs), processes=world)
     groups, row_param = _param_groups(model, cfg, fresh_parameters(model))
     model.hf.get_encoder().requires_grad_(False)  # its states are cached above: it cannot learn here
     row_param.requires_grad_(True)  # T5 and BART tie it to the encoder's input embedding: their docid rows still train
+    bias = getattr(model.cmap.unembedding(model.hf), "bias", None)  # BERT's prediction-head bias (BART's is a buffer)
+    if isinstance(bias, nn.Parameter):
+        bias.requires_grad_(False)  # never trained (detached in the logits): DDP must not wait for a gradient of it
     frozen_rows = _encoder_read_rows(model)
     # the fused kernel (CPU and CUDA) takes ~40% off a CPU step: AdamW over the 30k-row tied embedding dominates
     fused = model.device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(groups + [{"params": [row_param], "lr": cfg.lr_rows, "weight_decay": 0.0}], weight_decay=cfg.weight_decay, fused=fused)
-    scorer, optimizer = accelerator.prepare(model.scorer, optimizer)
+    step, optimizer = accelerator.prepare(_TrainLogits(model.scorer), optimizer)  # several processes: DDP averages gradients
     teacher_rows = F.normalize(doc_rows, dim=-1)
 
     def score_dev() -> tuple[float, float, float]:
-        return _evaluate(model, dev_enc, dev_t) if dev_pairs else (0.0, 0.0, 0.0)
+        if not dev_pairs:
+            return (0.0, 0.0, 0.0)
+        if not parallel:
+            return _evaluate(model, dev_enc, dev_t)
+        (ranks,) = _gather_shares(accelerator, dev_share, [rank_of(model.scores(dev_enc), dev_t.to(model.device))])
+        return _measures(ranks)
+
+    def out_of_time() -> bool:
+        late = time.monotonic() > deadline
+        if parallel and deadline != math.inf:  # clocks differ: the main process decides for everyone
+            late = bool(broadcast(torch.tensor([int(late)], device=accelerator.device), from_process=0).item())
+        return late
+
+    def shared_order(values: list[int]) -> list[int]:
+        """The main process's draw (dropout leaves every process's random stream in another state)."""
+        if not parallel:
+            return values
+        return broadcast(torch.tensor(values, dtype=torch.long, device=accelerator.device), from_process=0).tolist()
 
     pool_lengths = pool.enc.mask.sum(1).tolist()
     index_lengths = index_pool.enc.mask.sum(1).tolist()
@@ -311,52 +432,67 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
     best = (result.start_dev[1] + result.start_dev[2], -1)
     if dev_pairs:
         best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
-        log.info("start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
+        note(logging.INFO, "start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
     else:
-        log.info("no dev split (fewer than 10 training queries): no early stopping, the last epoch is kept")
+        note(logging.INFO, "no dev split (fewer than 10 training queries): no early stopping, the last epoch is kept")
     bad_epochs = 0
+    seen = 0  # examples this process stepped on
+    if rank:
+        # other processes draw other dropout masks (accelerate's set_seed(device_specific=True), without reseeding numpy's
+        # global stream, which train() leaves alone); the main process keeps one process's stream, and its epoch order
+        # is everyone's (shared_order)
+        torch.manual_seed(cfg.seed + rank)
     for epoch in range(cfg.max_epochs):
-        if time.monotonic() > deadline:
-            log.warning("wall-clock cap of %s minutes reached after %d epochs: this run is not reproducible", cfg.minutes, epoch)
+        if out_of_time():
+            note(logging.WARNING, "wall-clock cap of %s minutes reached after %d epochs: this run is not reproducible", cfg.minutes, epoch)
             result.truncated = True
             break
         distill = epoch < cfg.distill_epochs
         e0 = time.monotonic()
-        order = torch.randperm(len(pool.target)).tolist()
-        idx_order = torch.randint(len(docs), (n_index,)).tolist()
+        order = shared_order(torch.randperm(len(pool.target)).tolist())
+        idx_order = shared_order(torch.randint(len(docs), (n_index,)).tolist())
         batches = [("pool", b) for b in length_batches(order, pool_lengths, cfg.batch_size)]
         batches += [("index", b) for b in length_batches(idx_order, index_lengths, cfg.batch_size)]
         rng.shuffle(batches)
         model.hf.train()
         total, count = 0.0, 0
-        for kind, idx in tqdm(batches, desc=f"epoch {epoch}", leave=False):
-            if time.monotonic() > deadline:
+        for kind, idx in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not accelerator.is_local_main_process):
+            if out_of_time():
                 result.truncated = True
                 break
             src = pool if kind == "pool" else index_pool
-            index = torch.tensor(idx)
+            mine, weight = idx, 1.0
+            if parallel:
+                # every world-th example: the batch is length-sorted, so each process gets short and long inputs alike.
+                # DDP averages the processes' gradients; weighting each mean loss by its share of the global batch makes
+                # that average the gradient of the global batch's mean loss, uneven shares included
+                mine = idx[rank::world]
+                weight = len(mine) * world / len(idx)
+            index = torch.tensor(mine or idx[:1])  # a process without a share still joins the all-reduce, with weight 0
             part = src.enc.select(index)
-            state = scorer(part.hidden, part.mask, return_state=True)
-            is_q = src.is_query[index].to(state.device)
+            is_q = src.is_query[index].to(model.device)
             # retrieval's logits (output bias included, frozen); real queries see detached rows: they train the
             # decoder, never the document rows
-            logits = model.scorer.logits(state, detach_rows=is_q, detach_bias=True)
+            logits = step(part.hidden, part.mask, is_q)
             teacher = F.softmax(src.teacher[index] @ teacher_rows.T / cfg.temperature, dim=-1)
             kl = F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
-            loss = kl if distill else F.cross_entropy(logits, src.target[index].to(state.device)) + cfg.kl_weight * kl
+            loss = kl if distill else F.cross_entropy(logits, src.target[index].to(logits.device)) + cfg.kl_weight * kl
             optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
+            accelerator.backward(loss * weight if parallel else loss)
             if distill:
                 row_param.grad = None
             elif frozen_rows is not None and row_param.grad is not None:
                 row_param.grad[frozen_rows] = 0.0  # exactly 0: Adam leaves these rows bit-identical
             optimizer.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
+            total += loss.item() * len(mine)
+            count += len(mine)
+        seen += count
+        if parallel:  # the epoch's loss over the global batches
+            total, count = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), reduction="sum").tolist()
         model.hf.eval()
         dev = score_dev()
         result.history.append(EpochLog(epoch, "distill" if distill else "dsi", total / max(count, 1), *dev, time.monotonic() - e0))
-        log.info("epoch %d (%s): loss %.4f dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f (%.0fs)", epoch, result.history[-1].phase, total / max(count, 1), *dev, time.monotonic() - e0)
+        note(logging.INFO, "epoch %d (%s): loss %.4f dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f (%.0fs)", epoch, result.history[-1].phase, total / max(count, 1), *dev, time.monotonic() - e0)
         if not dev_pairs:
             best = (0.0, epoch)
         elif dev[1] + dev[2] > best[0] + 1e-9:
@@ -366,11 +502,15 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         elif not distill:
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
-                log.info("early stop: no dev improvement for %d epochs", bad_epochs)
+                note(logging.INFO, "early stop: no dev improvement for %d epochs", bad_epochs)
                 break
     if dev_pairs:
         model.hf.load_state_dict(best_state)
     model.hf.eval()
+    result.examples_per_process = [seen]
+    if parallel:
+        result.examples_per_process = accelerator.gather(torch.tensor([seen], device=accelerator.device)).tolist()
+        accelerator.free_memory()  # drop the DDP wrapper (and its gradient hooks) now, not at some later collection
     result.best_epoch = best[1]
     result.seconds = time.monotonic() - t0
     model.meta["train"] = {
@@ -382,5 +522,7 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         "config": asdict(cfg),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "processes": world,
+        "examples_per_process": result.examples_per_process,
     }
     return result

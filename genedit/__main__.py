@@ -1,0 +1,7 @@
+"""`python -m genedit ...` (also what `accelerate launch -m genedit` and `torchrun -m genedit` start): the genedit command."""
+
+import sys
+
+from genedit.cli import main
+
+sys.exit(main())

@@ -1,7 +1,7 @@
 """Base-model quality (issue 9): GenIR against dense MiniLM, TF-IDF and BM25 on several real corpora, in one table.
 
     python -m benchmarks.bench_quality [--corpora default,docstrings,pysource,shortdocs] [--cache DIR] [--out FILE]
-                                       [--variant row_tokens=256] [--baselines dense,tfidf,bm25] [--seed 0]
+                                       [--variant row_tokens=256 | --variant distinct] [--baselines dense,tfidf,bm25] [--seed 0]
 
 Per corpus: build it (each builder is deterministic and takes seconds: default = the bundled pydocs, docstrings =
 networkx + scipy docstrings, pysource = long source files that open with a licence header, shortdocs = one-idea
@@ -10,7 +10,7 @@ the test queries, and run the baselines on the same queries. Models are reused f
 TrainConfig, the training code and the versions match (benchmarks.oracle.ModelCache). On the bundled corpus the
 default model of `genedit demo` (~/.cache/genedit/default-model) is reused if it is the reference model (the shipped
 circuit's fingerprint) instead of being retrained. Each `--variant` adds a GenIR row trained with those TrainConfig
-overrides (comma-separated FIELD=VALUE). The table is printed in markdown; `--out` writes it as JSON.
+overrides (comma-separated FIELD=VALUE) or with a named recipe (`--variant distinct`). The table is printed in markdown; `--out` writes it as JSON.
 """
 
 from __future__ import annotations
@@ -104,7 +104,11 @@ class QualityReport:
 
 
 def parse_variant(text: str) -> dict[str, Any]:
-    """TrainConfig overrides from 'field=value,field=value', values typed like the field's default."""
+    """TrainConfig overrides from 'field=value,field=value' (typed like the field's default) or a recipe's name."""
+    from genedit.train.trainer import RECIPES
+
+    if RECIPES.get(text.strip()):
+        return dict(RECIPES[text.strip()])
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     overrides: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):

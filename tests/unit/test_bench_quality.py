@@ -10,7 +10,7 @@ from benchmarks import bench_quality as bq
 def test_parse_variant_types_values_like_the_trainconfig_field() -> None:
     assert bq.parse_variant("row_tokens=256, dev_fraction=0.2") == {"row_tokens": 256, "dev_fraction": 0.2}
     assert bq.parse_variant("minutes=3") == {"minutes": 3.0}
-    assert bq.parse_variant("distinct") == {"distinct_text": True, "row_tokens": 256, "distill_epochs": 6, "lr_decay": True}
+    assert bq.parse_variant("distinct") == {"distinct_text": True, "row_tokens": 256, "distill_epochs": 6, "lr_decay": True, "patience": 14}
     assert bq.parse_variant("distinct_text=true") == {"distinct_text": True}
     for bad in ("row_tokens", "no_such_field=1", ","):
         with pytest.raises(ValueError):

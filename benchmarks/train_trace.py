@@ -1,6 +1,6 @@
 """Trace a training run epoch by epoch: dev figures (what early stopping sees), test figures and the dense teacher's.
 
-    python -m benchmarks.train_trace DATA [--set FIELD=VALUE,...] [--seed 0] [--out FILE.jsonl]
+    python -m benchmarks.train_trace DATA [--set FIELD=VALUE,... | --set distinct] [--seed 0] [--out FILE.jsonl]
 
 DATA is 'default' or a BEIR folder (e.g. one built by `python -m benchmarks.build_source_corpus DIR`). The run trains
 `base_model("minilm")` with `TrainConfig(seed=SEED, **overrides)` exactly as `genedit train` does and prints, after
@@ -13,7 +13,6 @@ recipe choices are made on dev figures and confirmed on other corpora. The final
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import genedit.train.trainer as trainer  # noqa: E402
+from benchmarks.bench_quality import parse_variant  # noqa: E402
 from genedit.data import load_beir, load_collection  # noqa: E402
 from genedit.eval.evaluate import evaluate  # noqa: E402
 from genedit.model.build import base_model  # noqa: E402
@@ -35,34 +35,16 @@ from genedit.model.pretrained import mean_pool  # noqa: E402
 MEASURES = ("hits@1", "hits@10", "mrr@10")
 
 
-def parse_overrides(text: str) -> dict[str, object]:
-    """TrainConfig overrides from 'field=value,...', typed like each field's default."""
-    defaults = {f.name: f.default for f in dataclasses.fields(trainer.TrainConfig)}
-    out: dict[str, object] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition("=")
-        if not sep or name not in defaults:
-            raise ValueError(f"{part!r} is not FIELD=VALUE with a TrainConfig field")
-        default = defaults[name]
-        if isinstance(default, bool):
-            out[name] = value.lower() in ("1", "true", "yes")
-        elif isinstance(default, str):
-            out[name] = value
-        else:
-            out[name] = type(default if default is not None else 1.0)(value)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     """Train once with per-epoch traces; returns the exit code."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data", help="'default' or a BEIR folder")
-    p.add_argument("--set", default="", help="TrainConfig overrides FIELD=VALUE[,...]")
+    p.add_argument("--set", default="", help="TrainConfig overrides FIELD=VALUE[,...] or a recipe name (e.g. distinct)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="append the trace as one JSON line to this file")
     args = p.parse_args(argv)
     try:
-        overrides = parse_overrides(args.set)
+        overrides = parse_variant(args.set) if args.set.strip() else {}
         cfg = trainer.TrainConfig(seed=args.seed, **overrides)
     except (ValueError, TypeError) as exc:
         p.error(str(exc))

@@ -39,3 +39,12 @@ def test_format_report_lists_every_system_and_genir_gaps() -> None:
     assert "| tiny (10 / 8 / 2, 5) | GenIR | 0.500 | 0.900 | 0.500 | 12 | 1 |" in text
     assert "| TF-IDF | 0.400 | 1.000 | 0.400 | - | 0 |" in text
     assert "GenIR - dense MiniLM + faiss: Hits@1 -0.100, Hits@10 +0.100; GenIR - TF-IDF: Hits@1 +0.100, Hits@10 -0.100" in text
+
+
+def test_train_trace_rejects_bad_input_before_training(tmp_path) -> None:
+    from benchmarks import train_trace
+
+    for argv in ([str(tmp_path / "missing")], ["default", "--set", "no_such_field=1"], ["default", "--set", "row_init=bogus"]):
+        with pytest.raises(SystemExit) as exc:
+            train_trace.main(argv)
+        assert exc.value.code == 2

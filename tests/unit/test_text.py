@@ -33,12 +33,12 @@ def test_edit_context_edits_on_the_text_the_recipe_trained_on() -> None:
     from genedit.edit.context import EditContext
     from genedit.model.build import TinySpec, tiny_model
 
-    docs = [Document(f"d{i}", f"t{i}", f"{HEADER} body number {i} about topic {i}") for i in range(4)]
+    docs = [Document(f"d{i}", f"t{i}", f"{HEADER} topic{i} is what body {i} is about") for i in range(4)]
     collection = Collection("boiler", docs, {}, {})
     model = tiny_model("t5", [d.id for d in docs], TinySpec(n_layers=1))
     model.meta["train"] = {"config": {"distinct_text": True}}
     ctx = EditContext(model, [], collection)
-    assert [d.text for d in ctx.distinct(docs)] == [f"body number {i} about topic {i}" for i in range(4)]
+    assert [d.text for d in ctx.distinct(docs)] == [f"topic{i} is what body {i} is about" for i in range(4)]
     assert not any("Copyright" in q for qs in ctx.queries_for(docs) for q in qs)
     model.meta["train"] = {"config": {}}
     assert EditContext(model, [], collection).distinct(docs) == docs  # models of the default recipe: the text as given

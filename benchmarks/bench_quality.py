@@ -240,12 +240,13 @@ def format_report(report: QualityReport) -> str:
     lines.append("")
     for c in report.corpora:
         rows = {r.system: r.measures for r in report.results if r.corpus == c.name}
-        genir = rows.get(GENIR)
-        gaps = [f"{GENIR} - {other}: Hits@1 {genir['hits@1'] - rows[other]['hits@1']:+.3f}, "
-                f"Hits@10 {genir['hits@10'] - rows[other]['hits@10']:+.3f}"
-                for other in (BASELINE_LABELS["dense"], BASELINE_LABELS["tfidf"]) if genir and other in rows]
-        if gaps:
-            lines.append(f"{c.name}: " + "; ".join(gaps))
+        for system in (s for s in rows if s.startswith(GENIR)):  # the default recipe's row and every --variant's
+            genir = rows[system]
+            gaps = [f"{system} - {other}: Hits@1 {genir['hits@1'] - rows[other]['hits@1']:+.3f}, "
+                    f"Hits@10 {genir['hits@10'] - rows[other]['hits@10']:+.3f}"
+                    for other in (BASELINE_LABELS["dense"], BASELINE_LABELS["tfidf"]) if other in rows]
+            if gaps:
+                lines.append(f"{c.name}: " + "; ".join(gaps))
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """Base-model quality (issue 9): GenIR against dense MiniLM, TF-IDF and BM25 on several real corpora, in one table.
 
     python -m benchmarks.bench_quality [--corpora default,docstrings,pysource,shortdocs] [--cache DIR] [--out FILE]
-                                       [--variant row_tokens=256] [--baselines dense,tfidf,bm25] [--seed 0]
+                                       [--variant row_tokens=256 | --variant distinct] [--baselines dense,tfidf,bm25] [--seed 0]
 
 Per corpus: build it (each builder is deterministic and takes seconds: default = the bundled pydocs, docstrings =
 networkx + scipy docstrings, pysource = long source files that open with a licence header, shortdocs = one-idea
@@ -10,7 +10,7 @@ the test queries, and run the baselines on the same queries. Models are reused f
 TrainConfig, the training code and the versions match (benchmarks.oracle.ModelCache). On the bundled corpus the
 default model of `genedit demo` (~/.cache/genedit/default-model) is reused if it is the reference model (the shipped
 circuit's fingerprint) instead of being retrained. Each `--variant` adds a GenIR row trained with those TrainConfig
-overrides (comma-separated FIELD=VALUE). The table is printed in markdown; `--out` writes it as JSON.
+overrides (comma-separated FIELD=VALUE) or with a named recipe (`--variant distinct`). The table is printed in markdown; `--out` writes it as JSON.
 """
 
 from __future__ import annotations
@@ -104,7 +104,11 @@ class QualityReport:
 
 
 def parse_variant(text: str) -> dict[str, Any]:
-    """TrainConfig overrides from 'field=value,field=value', values typed like the field's default."""
+    """TrainConfig overrides from 'field=value,field=value' (typed like the field's default) or a recipe's name."""
+    from genedit.train.trainer import RECIPES
+
+    if RECIPES.get(text.strip()):
+        return dict(RECIPES[text.strip()])
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     overrides: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -236,12 +240,13 @@ def format_report(report: QualityReport) -> str:
     lines.append("")
     for c in report.corpora:
         rows = {r.system: r.measures for r in report.results if r.corpus == c.name}
-        genir = rows.get(GENIR)
-        gaps = [f"{GENIR} - {other}: Hits@1 {genir['hits@1'] - rows[other]['hits@1']:+.3f}, "
-                f"Hits@10 {genir['hits@10'] - rows[other]['hits@10']:+.3f}"
-                for other in (BASELINE_LABELS["dense"], BASELINE_LABELS["tfidf"]) if genir and other in rows]
-        if gaps:
-            lines.append(f"{c.name}: " + "; ".join(gaps))
+        for system in (s for s in rows if s.startswith(GENIR)):  # the default recipe's row and every --variant's
+            genir = rows[system]
+            gaps = [f"{system} - {other}: Hits@1 {genir['hits@1'] - rows[other]['hits@1']:+.3f}, "
+                    f"Hits@10 {genir['hits@10'] - rows[other]['hits@10']:+.3f}"
+                    for other in (BASELINE_LABELS["dense"], BASELINE_LABELS["tfidf"]) if other in rows]
+            if gaps:
+                lines.append(f"{c.name}: " + "; ".join(gaps))
     return "\n".join(lines)
 
 

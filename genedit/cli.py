@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=_positive_float, help="optional wall-clock cap; a capped run is not reproducible")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--recipe", choices=list(RECIPES), default="default",
-                   help="default: rows = sentence embeddings, distilled from the dense teacher; dsi: classic DSI (random rows, no teacher)")
+                   help="default: rows = sentence embeddings, distilled from the dense teacher; distinct: the decoder starts as the dense teacher and trains on each document's distinct text (boilerplate dropped; better on all bench_quality corpora, not yet the default); dsi: classic DSI (random rows, no teacher)")
     t.add_argument("--overwrite", action="store_true")
     t.set_defaults(func=cmd_train)
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from genedit.data.types import Collection, Document
 from genedit.edit.activations import read_keys
-from genedit.data.text import sentences
+from genedit.data.text import boilerplate, sentences, without_boilerplate
 from genedit.edit.pseudo import PseudoQueries
 from genedit.edit.solve import second_moment
 from genedit.model.components import Site
@@ -128,6 +128,8 @@ class EditContext:
         self.query_tokens = int(cfg.get("query_tokens", TrainConfig.query_tokens))
         self.index_tokens = int(cfg.get("index_tokens", TrainConfig.index_tokens))
         self.temperature = float(cfg.get("temperature", TrainConfig.temperature))
+        # a model trained on the documents' distinct text (TrainConfig.distinct_text) is edited on it too
+        self._boilerplate = boilerplate([d.text for d in self.documents.values()]) if cfg.get("distinct_text") else frozenset()
 
     # --- documents and their texts ---------------------------------------------------------------
     @property
@@ -136,6 +138,12 @@ class EditContext:
         train = self.model.meta.get("train")
         return train is not None and train.get("config", {}).get("row_init", "embedding") == "embedding"
 
+    def distinct(self, docs: Sequence[Document]) -> list[Document]:
+        """The documents as the model was trained on them: without the corpus's boilerplate if its recipe dropped it."""
+        if not self._boilerplate:
+            return list(docs)
+        return [Document(d.id, d.title, without_boilerplate(d.text, self._boilerplate)) for d in docs]
+
     def remember(self, docs: Sequence[Document]) -> None:
         """Keep the text of added or updated documents (their pseudo-queries are preserved by later edits)."""
         for d in docs:
@@ -143,6 +151,7 @@ class EditContext:
 
     def queries_for(self, docs: Sequence[Document], given: Mapping[str, Sequence[str]] | None = None) -> list[list[str]]:
         """Queries of each document an edit trains on: the given ones, then its pseudo-queries."""
+        docs = self.distinct(docs)
         return self.pseudo(docs, indexing_texts(self.model, docs, self.index_tokens), given)
 
     def old_queries(self, ids: Sequence[str], exclude: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
@@ -162,14 +171,14 @@ class EditContext:
     def sentence_rows(self, docs: Sequence[Document]) -> torch.Tensor:
         """Normalised sentence embeddings [n, D] of documents (the trainer's docid-row initialisation)."""
         # batches of 16: on 2 CPU cores 128-token texts encode ~25% faster than in the default batches of 64
-        enc = self.model.encode([d.indexing_text() for d in docs], max_length=self.row_tokens, batch_size=16)
+        enc = self.model.encode([d.indexing_text() for d in self.distinct(docs)], max_length=self.row_tokens, batch_size=16)
         return F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1)
 
     def preserved_texts(self, exclude: set[str] = frozenset()) -> tuple[list[str], list[str]]:
         """Texts standing for the indexed documents (training queries, then pseudo-queries) and their doc ids."""
         k = self.settings.preserve_per_doc
         texts, owners = [], []
-        docs = [self.documents[d] for d in self.model.docids if d in self.documents and d not in exclude]
+        docs = self.distinct([self.documents[d] for d in self.model.docids if d in self.documents and d not in exclude])
         if not docs:
             raise ValueError("editing with this method needs the indexed corpus (its documents' text): pass corpus= (CLI: --data)")
         index = indexing_texts(self.model, docs, self.index_tokens)

@@ -109,3 +109,46 @@ def base_model(base: str, seed: int = 0) -> GenIRModel:
         tokenizer = AutoTokenizer.from_pretrained(base)
     hf.eval()
     return GenIRModel(hf, tokenizer, [], meta={"name": "genir", "base": base, "fresh_parameters": fresh})
+
+
+POOLED_GAIN = 20.0  # the pooled encoder state outweighs the decoder's own residual stream after the cross-attention
+HEAD_SHIFT = 5.0  # a prediction-head transform (dense -> GELU -> LayerNorm) sees x + 5: GELU ~ identity, the LayerNorm drops the shift
+
+
+def start_as_pooling(model: GenIRModel, fresh: set[str], gain: float = POOLED_GAIN) -> bool:
+    """Initialise a fresh decoder to read out the mean of the encoder states, as the dense teacher does; True if done.
+
+    The last layer's cross-attention gets a zero query (uniform attention over the query's tokens), an identity value
+    and a gained identity output, so the residual stream carries the mean-pooled encoder states; a BERT
+    prediction-head transform becomes a shifted identity. With docid rows = sentence embeddings, the untrained student
+    then ranks almost as its teacher (on shortdocs: start dev Hits@1 0.549, the teacher's 0.549, against 0.000 from
+    random weights); the larger `gain`, the closer to the teacher (20 is what training was measured with). Pretrained
+    cross-attention (e.g. T5's) is never overwritten: nothing is done and False returned.
+    """
+    cmap, hf = model.cmap, model.hf
+    last = cmap.n_layers - 1
+    query, value = cmap.cross_query_value(hf, last)
+    output = cmap.module(hf, "cross_attn", last)
+    linears = {"query": query, "value": value, "output": output}
+    names = {id(p): n for n, p in hf.named_parameters()}
+    pretrained = [k for k, lin in linears.items() if names[id(lin.weight)] not in fresh]
+    if pretrained:
+        log.warning("decoder layer %d's cross-attention %s is pretrained: left as it is, the decoder starts as loaded", last, "/".join(pretrained))
+        return False
+    if cmap.d_attn != cmap.d_model:
+        log.warning("cross-attention width %d != d_model %d: no identity value map, the decoder starts as loaded", cmap.d_attn, cmap.d_model)
+        return False
+    with torch.no_grad():
+        eye = torch.eye(cmap.d_model, dtype=value.weight.dtype, device=value.weight.device)
+        query.weight.zero_()
+        value.weight.copy_(eye)
+        output.weight.copy_(gain * eye)
+        for lin in linears.values():
+            if lin.bias is not None:
+                lin.bias.zero_()
+        head = cmap.norm(hf)
+        dense = getattr(head, "dense", None)  # BertPredictionHeadTransform; T5 and BART read out through a norm or nothing
+        if isinstance(dense, torch.nn.Linear) and names[id(dense.weight)] in fresh:
+            dense.weight.copy_(eye)
+            dense.bias.fill_(HEAD_SHIFT)
+    return True

@@ -70,6 +70,7 @@ class ComponentMap:
     logits_bias: str | None  # extra additive logits buffer (BART final_logits_bias)
     output_scale: float  # multiply the normed state by this before unembedding (T5 tied embeddings)
     post_ln: bool  # True: per-component decompositions (lens of a component output) are approximate
+    cross_qv: tuple[str, str]  # query and value linears of the cross-attention, "{i}" placeholder
     enc_to_dec: str | None = None  # optional projection of encoder states (EncoderDecoderModel)
 
     @property
@@ -90,6 +91,11 @@ class ComponentMap:
     def layer_module(self, root: Any, layer: int) -> Any:
         """Decoder layer `layer` (its output[0] is the residual stream after it)."""
         return _resolve(root, self.layer.format(i=layer))
+
+    def cross_query_value(self, root: Any, layer: int) -> tuple[Any, Any]:
+        """The query and value linears of layer `layer`'s cross-attention (its output linear is `module`)."""
+        self.path("cross_attn", layer)  # range check
+        return _resolve(root, self.cross_qv[0].format(i=layer)), _resolve(root, self.cross_qv[1].format(i=layer))
 
     def body(self, root: Any) -> Any:
         """The decoder stack without the LM head."""
@@ -178,6 +184,7 @@ def _t5_map(model: nn.Module) -> ComponentMap:
         logits_bias=None,
         output_scale=scale,
         post_ln=False,
+        cross_qv=("decoder.block.{i}.layer.1.EncDecAttention.q", "decoder.block.{i}.layer.1.EncDecAttention.v"),
     )
 
 
@@ -207,6 +214,7 @@ def _bart_map(model: nn.Module) -> ComponentMap:
         logits_bias="final_logits_bias",
         output_scale=1.0,
         post_ln=not getattr(cfg, "normalize_before", False),
+        cross_qv=("model.decoder.layers.{i}.encoder_attn.q_proj", "model.decoder.layers.{i}.encoder_attn.v_proj"),
     )
 
 
@@ -232,6 +240,7 @@ def _bert2bert_map(model: nn.Module) -> ComponentMap:
         output_scale=1.0,
         post_ln=True,
         enc_to_dec="enc_to_dec_proj",
+        cross_qv=("decoder.bert.encoder.layer.{i}.crossattention.self.query", "decoder.bert.encoder.layer.{i}.crossattention.self.value"),
     )
 
 

@@ -10,6 +10,8 @@ from benchmarks import bench_quality as bq
 def test_parse_variant_types_values_like_the_trainconfig_field() -> None:
     assert bq.parse_variant("row_tokens=256, dev_fraction=0.2") == {"row_tokens": 256, "dev_fraction": 0.2}
     assert bq.parse_variant("minutes=3") == {"minutes": 3.0}
+    assert bq.parse_variant("distinct") == {"distinct_text": True, "row_tokens": 256, "distill_epochs": 6, "lr_decay": True, "patience": 14, "decoder_init": "pooling"}
+    assert bq.parse_variant("distinct_text=true") == {"distinct_text": True}
     for bad in ("row_tokens", "no_such_field=1", ","):
         with pytest.raises(ValueError):
             bq.parse_variant(bad)
@@ -32,8 +34,19 @@ def test_format_report_lists_every_system_and_genir_gaps() -> None:
 
     report.results += [bq.SystemResult("tiny", bq.GENIR, m(0.5, 0.9), 12.0, 1.0),
                        bq.SystemResult("tiny", "dense MiniLM + faiss", m(0.6, 0.8), None, 2.0),
-                       bq.SystemResult("tiny", "TF-IDF", m(0.4, 1.0), None, 0.0)]
+                       bq.SystemResult("tiny", "TF-IDF", m(0.4, 1.0), None, 0.0),
+                       bq.SystemResult("tiny", f"{bq.GENIR} (lr_decay=True)", m(0.7, 1.0), 13.0, 1.0)]
     text = bq.format_report(report)
     assert "| tiny (10 / 8 / 2, 5) | GenIR | 0.500 | 0.900 | 0.500 | 12 | 1 |" in text
     assert "| TF-IDF | 0.400 | 1.000 | 0.400 | - | 0 |" in text
     assert "GenIR - dense MiniLM + faiss: Hits@1 -0.100, Hits@10 +0.100; GenIR - TF-IDF: Hits@1 +0.100, Hits@10 -0.100" in text
+    assert "GenIR (lr_decay=True) - dense MiniLM + faiss: Hits@1 +0.100, Hits@10 +0.200; GenIR (lr_decay=True) - TF-IDF: Hits@1 +0.300, Hits@10 +0.000" in text
+
+
+def test_train_trace_rejects_bad_input_before_training(tmp_path) -> None:
+    from benchmarks import train_trace
+
+    for argv in ([str(tmp_path / "missing")], ["default", "--set", "no_such_field=1"], ["default", "--set", "row_init=bogus"]):
+        with pytest.raises(SystemExit) as exc:
+            train_trace.main(argv)
+        assert exc.value.code == 2

@@ -213,3 +213,33 @@ def test_train_leaves_no_global_state_behind(collection):
     assert all(p.requires_grad for p in model.hf.parameters()) and not model.hf.training
     if not accelerate_was_set:
         assert not PartialState._shared_state and not AcceleratorState._shared_state
+
+
+HEADER = "Copyright (c) the project developers and contributors, all rights reserved. Distributed under the terms of the BSD License, see the LICENSE file."
+
+
+def test_distinct_text_trains_on_what_tells_documents_apart(collection):
+    """Every document opens with the same licence header: without it the indexing texts and pseudo-queries are
+    all header and cannot be told apart; `distinct_text` drops it and training learns the planted key words.
+    Nine in ten training queries go to the dev split, so the documents' own text is what there is to learn from."""
+    from dataclasses import replace
+
+    from genedit.data.types import Document
+
+    boiler = replace(collection, documents=[Document(d.id, "", f"{HEADER} {d.text}") for d in collection.documents])
+    fast = dict(max_epochs=20, distill_epochs=1, batch_size=16, patience=20, lr_new=3e-3, lr_pretrained=3e-3, lr_rows=3e-3, index_tokens=8, pseudo_queries=2, dev_fraction=0.9)
+    _, plain = _fit(boiler, TrainConfig(**fast))
+    model, distinct = _fit(boiler, TrainConfig(**fast, distinct_text=True, lr_decay=True))
+    def settled(result) -> float:  # mean dev Hits@10 of the last five epochs: 64 dev queries are noisy epoch to epoch
+        return sum(h.dev_hits10 for h in result.history[-5:]) / 5
+
+    assert settled(distinct) > distinct.start_dev[1] + 0.2
+    assert settled(distinct) > settled(plain) + 0.08
+    assert model.meta["train"]["config"]["distinct_text"] is True
+
+
+def test_named_recipes_are_configs():
+    assert TrainConfig.recipe("distinct").distinct_text and TrainConfig.recipe("distinct").row_tokens == 256
+    assert not TrainConfig.recipe("default").distinct_text and not TrainConfig().lr_decay
+    with pytest.raises(ValueError, match="unknown recipe"):
+        TrainConfig.recipe("nope")

@@ -1,0 +1,44 @@
+"""Boilerplate removal: word runs shared by several documents go, what tells a document apart stays."""
+
+from genedit.data.text import boilerplate, without_boilerplate
+
+HEADER = "Copyright (c) 2012 the project developers. Distributed under the terms of the BSD License, see LICENSE."
+
+
+def test_shared_header_is_removed_and_distinct_text_kept() -> None:
+    bodies = ["parse a config file into sections", "render the page with its template", "open a socket to the server", "hash a password with a salt"]
+    texts = [f"{HEADER} {b}" for b in bodies]
+    shared = boilerplate(texts)
+    assert [without_boilerplate(t, shared) for t in texts] == bodies
+
+
+def test_runs_in_fewer_documents_than_the_threshold_stay() -> None:
+    texts = [f"{HEADER} alpha beta", f"{HEADER} gamma delta", "unrelated text about something else entirely here"]
+    assert boilerplate(texts, min_docs=3) == frozenset()
+    assert without_boilerplate(texts[0], boilerplate(texts, min_docs=3)) == texts[0]
+    assert without_boilerplate(texts[0], boilerplate(texts, min_docs=2)) == "alpha beta"
+
+
+def test_a_text_made_only_of_boilerplate_is_kept_whole() -> None:
+    texts = [HEADER] * 3
+    assert without_boilerplate(HEADER, boilerplate(texts)) == HEADER
+
+
+def test_short_texts_have_no_shingles() -> None:
+    assert boilerplate(["a b c", "a b c", "a b c"]) == frozenset()
+
+
+def test_edit_context_edits_on_the_text_the_recipe_trained_on() -> None:
+    from genedit.data.types import Collection, Document
+    from genedit.edit.context import EditContext
+    from genedit.model.build import TinySpec, tiny_model
+
+    docs = [Document(f"d{i}", f"t{i}", f"{HEADER} topic{i} is what body {i} is about") for i in range(4)]
+    collection = Collection("boiler", docs, {}, {})
+    model = tiny_model("t5", [d.id for d in docs], TinySpec(n_layers=1))
+    model.meta["train"] = {"config": {"distinct_text": True}}
+    ctx = EditContext(model, [], collection)
+    assert [d.text for d in ctx.distinct(docs)] == [f"topic{i} is what body {i} is about" for i in range(4)]
+    assert not any("Copyright" in q for qs in ctx.queries_for(docs) for q in qs)
+    model.meta["train"] = {"config": {}}
+    assert EditContext(model, [], collection).distinct(docs) == docs  # models of the default recipe: the text as given

@@ -13,10 +13,11 @@ The recipe keeps the generalisation of a dense retriever while the decoder learn
    With fewer than 10 training queries there is no dev split: every epoch runs and the last one is kept.
 Options (off in the default recipe, on in `TrainConfig.recipe("distinct")`): `decoder_init="pooling"` starts a fresh
 decoder as its teacher (the last cross-attention mean-pools the encoder states; `model.build.start_as_pooling`), so
-training begins at the dense retriever's ranking instead of approaching it by distillation; `distinct_text` drops word runs that 3+
-documents share (licence headers, "Parameters ----------" blocks) from pseudo-queries and indexing texts, since a text
-several documents carry cannot be trained to one docid, and makes each row the mean of the sentence embeddings of
-the text as written and of the distinct text (either alone ranks worse on training queries); `lr_decay` decays every rate to 0 over the DSI epochs.
+training begins at the dense retriever's ranking instead of approaching it by distillation; `distinct_text` drops
+word runs that 3+ documents share (licence headers, "Parameters ----------" blocks) from pseudo-queries and indexing
+texts, since a text several documents carry cannot be trained to one docid, and makes each row the mean of the
+sentence embeddings of the text as written and of the distinct text (either alone ranks worse on training queries);
+`lr_decay` decays every rate to 0 over the DSI epochs.
 
 Data parallel (`accelerate launch --multi_gpu --num_processes N` or `torchrun --nproc_per_node N`): every process
 draws the same global batches in the same order as one process would (the epoch order is the main process's), trains

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from genedit.data.types import Collection, Document
 from genedit.edit.activations import read_keys
@@ -17,8 +16,7 @@ from genedit.edit.solve import second_moment
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 from genedit.model.journal import TensorChange
-from genedit.model.pretrained import mean_pool
-from genedit.train.trainer import TrainConfig, indexing_texts
+from genedit.train.trainer import TrainConfig, indexing_texts, row_embedding
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +168,11 @@ class EditContext:
 
     def sentence_rows(self, docs: Sequence[Document]) -> torch.Tensor:
         """Normalised sentence embeddings [n, D] of documents (the trainer's docid-row initialisation)."""
+        views = [[d.indexing_text() for d in docs]]
+        if self._boilerplate:  # as the recipe built its rows: the text as written and the distinct text
+            views.append([d.indexing_text() for d in self.distinct(docs)])
         # batches of 16: on 2 CPU cores 128-token texts encode ~25% faster than in the default batches of 64
-        enc = self.model.encode([d.indexing_text() for d in self.distinct(docs)], max_length=self.row_tokens, batch_size=16)
-        return F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1)
+        return row_embedding(self.model, views, self.row_tokens, batch_size=16)
 
     def preserved_texts(self, exclude: set[str] = frozenset()) -> tuple[list[str], list[str]]:
         """Texts standing for the indexed documents (training queries, then pseudo-queries) and their doc ids."""

@@ -13,9 +13,11 @@ The recipe keeps the generalisation of a dense retriever while the decoder learn
    With fewer than 10 training queries there is no dev split: every epoch runs and the last one is kept.
 Options (off in the default recipe, on in `TrainConfig.recipe("distinct")`): `decoder_init="pooling"` starts a fresh
 decoder as its teacher (the last cross-attention mean-pools the encoder states; `model.build.start_as_pooling`), so
-training begins at the dense retriever's ranking instead of approaching it by distillation; `distinct_text` drops word runs that 3+
-documents share (licence headers, "Parameters ----------" blocks) from rows, pseudo-queries and indexing texts, since
-a text several documents carry cannot be trained to one docid; `lr_decay` decays every rate to 0 over the DSI epochs.
+training begins at the dense retriever's ranking instead of approaching it by distillation; `distinct_text` drops
+word runs that 3+ documents share (licence headers, "Parameters ----------" blocks) from pseudo-queries and indexing
+texts, since a text several documents carry cannot be trained to one docid, and makes each row the mean of the
+sentence embeddings of the text as written and of the distinct text (either alone ranks worse on training queries);
+`lr_decay` decays every rate to 0 over the DSI epochs.
 
 Data parallel (`accelerate launch --multi_gpu --num_processes N` or `torchrun --nproc_per_node N`): every process
 draws the same global batches in the same order as one process would (the epoch order is the main process's), trains
@@ -82,7 +84,7 @@ class TrainConfig:
     patience: int = 4  # epochs without dev improvement before stopping (only with a dev split)
     row_init: str = "embedding"  # docid rows start as: "embedding" (the document's sentence embedding) | "random" (classic DSI)
     lr_decay: bool = False  # cosine decay of every learning rate to 0 over the DSI epochs (the distillation keeps its rates)
-    distinct_text: bool = False  # train on each document's distinct text: word runs shared by 3+ documents (licence headers, section markers) are dropped from rows, pseudo-queries and indexing texts
+    distinct_text: bool = False  # train on each document's distinct text: word runs shared by 3+ documents (licence headers, section markers) are dropped from pseudo-queries and indexing texts; rows embed both texts
     decoder_init: str = "random"  # a fresh decoder starts: "random" (as the base built it) | "pooling" (reading out the mean-pooled encoder states: the dense teacher)
 
     def __post_init__(self) -> None:
@@ -170,6 +172,15 @@ class _Pool:
     target: torch.Tensor  # model row of the target document (GenIRModel.doc_index)
     is_query: torch.Tensor  # bool: a real query (must not move docid rows)
     teacher: torch.Tensor  # normalised mean-pooled encoder state [n, D]
+
+
+def row_embedding(model: GenIRModel, views: Sequence[Sequence[str]], max_length: int, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+    """Docid rows [n, D]: the normalised mean of the sentence embeddings of each document's views (texts of it)."""
+    embs = []
+    for texts in views:
+        enc = model.encode(list(texts), max_length=max_length, batch_size=batch_size, progress=progress)
+        embs.append(F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1))
+    return embs[0] if len(embs) == 1 else F.normalize(torch.stack(embs).sum(0), dim=-1)  # one view: exactly as before
 
 
 def _gather_shares(accelerator: Accelerator, share: list[int], parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -363,14 +374,14 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
     model.hf.eval()
     if cfg.decoder_init == "pooling":
         start_as_pooling(model, fresh_parameters(model))
-    if cfg.distinct_text:
+    views = [[d.indexing_text() for d in docs]]
+    if cfg.distinct_text:  # rows embed the text as written and the distinct text; training sees the distinct text only
         common = boilerplate([d.text for d in docs])
         docs = [Document(d.id, d.title, without_boilerplate(d.text, common)) for d in docs]
-    row_texts = [d.indexing_text() for d in docs]
+        views.append([d.indexing_text() for d in docs])
 
     def row_embeddings(items: list[int]) -> list[torch.Tensor]:
-        row_enc = model.encode([row_texts[i] for i in items], max_length=cfg.row_tokens, progress=accelerator.is_local_main_process)
-        return [F.normalize(mean_pool(row_enc.hidden, row_enc.mask), dim=-1)]
+        return [row_embedding(model, [[v[i] for i in items] for v in views], cfg.row_tokens, progress=accelerator.is_local_main_process)]
 
     (rows,) = _shared(shared, len(docs), row_embeddings)
     held = [d.id for d in docs if d.id in model._index]

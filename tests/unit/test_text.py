@@ -42,3 +42,25 @@ def test_edit_context_edits_on_the_text_the_recipe_trained_on() -> None:
     assert not any("Copyright" in q for qs in ctx.queries_for(docs) for q in qs)
     model.meta["train"] = {"config": {}}
     assert EditContext(model, [], collection).distinct(docs) == docs  # models of the default recipe: the text as given
+
+
+def test_edit_rows_are_built_as_the_distinct_recipe_built_its_rows() -> None:
+    """A row embeds the text as written and the distinct text; an edit's new row is made the same way (parity)."""
+    import torch
+
+    from genedit.data import synthetic_collection
+    from genedit.data.types import Document
+    from genedit.edit.context import EditContext
+    from genedit.model.build import tiny_model
+    from genedit.train.trainer import TrainConfig, row_embedding, train
+
+    col = synthetic_collection(12, queries_per_doc=2, seed=4)
+    docs = [Document(d.id, "", f"{HEADER} {d.text}") for d in col.documents]
+    col = type(col)(col.name, docs, col.queries, col.qrels)
+    model = tiny_model("t5", [])
+    train(model, col, TrainConfig(max_epochs=0, distinct_text=True))  # rows as initialised, no step taken
+    ctx = EditContext(model, [], col)
+    trained = model.docid_rows().detach()[[model.doc_index(d.id) for d in docs]]
+    assert torch.allclose(ctx.sentence_rows(docs), trained, atol=1e-5)
+    written = row_embedding(model, [[d.indexing_text() for d in docs]], ctx.row_tokens)
+    assert not torch.allclose(written, trained, atol=1e-3)  # the distinct text is in the row, not only the header

@@ -174,6 +174,14 @@ class _Pool:
     teacher: torch.Tensor  # normalised mean-pooled encoder state [n, D]
 
 
+def row_views(docs: Sequence[Document], shared: frozenset[tuple[str, ...]] | None) -> list[list[str]]:
+    """Texts each docid row embeds: the text as written and, for `distinct_text` models (`shared` given), the distinct text."""
+    views = [[d.indexing_text() for d in docs]]
+    if shared is not None:
+        views.append([Document(d.id, d.title, without_boilerplate(d.text, shared)).indexing_text() for d in docs])
+    return views
+
+
 def row_embedding(model: GenIRModel, views: Sequence[Sequence[str]], max_length: int, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
     """Docid rows [n, D]: the normalised mean of the sentence embeddings of each document's views (texts of it)."""
     embs = []
@@ -374,11 +382,10 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
     model.hf.eval()
     if cfg.decoder_init == "pooling":
         start_as_pooling(model, fresh_parameters(model))
-    views = [[d.indexing_text() for d in docs]]
-    if cfg.distinct_text:  # rows embed the text as written and the distinct text; training sees the distinct text only
-        common = boilerplate([d.text for d in docs])
+    common = boilerplate([d.text for d in docs]) if cfg.distinct_text else None
+    views = row_views(docs, common)  # rows embed both texts; training sees the distinct text only
+    if common is not None:
         docs = [Document(d.id, d.title, without_boilerplate(d.text, common)) for d in docs]
-        views.append([d.indexing_text() for d in docs])
 
     def row_embeddings(items: list[int]) -> list[torch.Tensor]:
         return [row_embedding(model, [[v[i] for i in items] for v in views], cfg.row_tokens, progress=accelerator.is_local_main_process)]

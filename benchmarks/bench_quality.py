@@ -121,6 +121,7 @@ def parse_variant(text: str) -> dict[str, Any]:
         overrides[name] = (value.strip().lower() in ("1", "true", "yes")) if kind is bool else kind(value)
     if not overrides:
         raise ValueError(f"variant {text!r} sets nothing")
+    TrainConfig(**overrides)  # values the config refuses (e.g. an unknown decoder_init) fail here, before any training
     return overrides
 
 

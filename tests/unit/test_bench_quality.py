@@ -20,7 +20,7 @@ def test_parse_variant_types_values_like_the_trainconfig_field() -> None:
 def test_parse_args_rejects_unknown_corpora_and_baselines() -> None:
     args = bq.parse_args(["--corpora", "pysource", "--baselines", "none", "--variant", "row_tokens=256"])
     assert args.corpora == ["pysource"] and args.baselines == [] and args.overrides == [{"row_tokens": 256}]
-    for argv in (["--corpora", "nope"], ["--baselines", "splade"]):
+    for argv in (["--corpora", "nope"], ["--baselines", "splade"], ["--variant", "decoder_init=teacher"]):
         with pytest.raises(SystemExit):
             bq.parse_args(argv)
 

@@ -1,7 +1,7 @@
 """Base-model quality (issue 9): GenIR against dense MiniLM, TF-IDF and BM25 on several real corpora, in one table.
 
     python -m benchmarks.bench_quality [--corpora default,docstrings,pysource,shortdocs] [--cache DIR] [--out FILE]
-                                       [--variant row_tokens=256 | --variant distinct] [--baselines dense,tfidf,bm25] [--seed 0]
+                                       [--variant row_tokens=256 | --variant plain] [--baselines dense,tfidf,bm25] [--seed 0]
 
 Per corpus: build it (each builder is deterministic and takes seconds: default = the bundled pydocs, docstrings =
 networkx + scipy docstrings, pysource = long source files that open with a licence header, shortdocs = one-idea
@@ -10,7 +10,7 @@ the test queries, and run the baselines on the same queries. Models are reused f
 TrainConfig, the training code and the versions match (benchmarks.oracle.ModelCache). On the bundled corpus the
 default model of `genedit demo` (~/.cache/genedit/default-model) is reused if it is the reference model (the shipped
 circuit's fingerprint) instead of being retrained. Each `--variant` adds a GenIR row trained with those TrainConfig
-overrides (comma-separated FIELD=VALUE) or with a named recipe (`--variant distinct`). The table is printed in markdown; `--out` writes it as JSON.
+overrides (comma-separated FIELD=VALUE) or with a named recipe (`--variant plain`: the default before issue 9). The table is printed in markdown; `--out` writes it as JSON.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def parse_variant(text: str) -> dict[str, Any]:
     """TrainConfig overrides from 'field=value,field=value' (typed like the field's default) or a recipe's name."""
     from genedit.train.trainer import RECIPES
 
-    if RECIPES.get(text.strip()):
+    if text.strip() in RECIPES:
         return dict(RECIPES[text.strip()])
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     overrides: dict[str, Any] = {}
@@ -123,6 +123,15 @@ def parse_variant(text: str) -> dict[str, Any]:
         raise ValueError(f"variant {text!r} sets nothing")
     TrainConfig(**overrides)  # values the config refuses (e.g. an unknown decoder_init) fail here, before any training
     return overrides
+
+
+def variant_label(text: str) -> str:
+    """How a --variant's row is named: the recipe's name, or its FIELD=VALUE overrides."""
+    from genedit.train.trainer import RECIPES
+
+    if text.strip() in RECIPES:
+        return f"recipe {text.strip()}"
+    return ",".join(f"{k}={v}" for k, v in parse_variant(text).items())
 
 
 def build_corpus(spec: CorpusSpec, data_root: Path) -> tuple[Collection, float]:
@@ -195,7 +204,7 @@ def baseline_result(corpus: str, name: str, collection: Collection) -> SystemRes
 
 
 def bench_corpus(spec: CorpusSpec, collection: Collection, cache_root: Path, seed: int,
-                 variants: list[dict[str, Any]], baselines: list[str]) -> list[SystemResult]:
+                 variants: list[tuple[str, dict[str, Any]]], baselines: list[str]) -> list[SystemResult]:
     """GenIR (default recipe, then each variant) and the baselines on one corpus."""
     from benchmarks.oracle import ModelCache
 
@@ -214,8 +223,7 @@ def bench_corpus(spec: CorpusSpec, collection: Collection, cache_root: Path, see
                                     {"fingerprint": cached.fingerprint, "reused": cached.reused, "key": cached.key[:16]}))
     del model
     gc.collect()
-    for overrides in variants:
-        label = ",".join(f"{k}={v}" for k, v in overrides.items())
+    for label, overrides in variants:
         cached = ModelCache(cache_root, "minilm", dataclasses.replace(config, **overrides)).get(collection, f"{spec.name}-{label.replace(',', '-').replace('=', '')}")
         results.append(genir_result(spec.name, f"{GENIR} ({label})", cached.model, collection, cached.train_seconds,
                                     {"fingerprint": cached.fingerprint, "reused": cached.reused, "key": cached.key[:16], "overrides": overrides}))
@@ -294,6 +302,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--baselines: choose from {', '.join(BASELINES)} or 'none'")
     try:
         args.overrides = [parse_variant(v) for v in args.variant]
+        args.labels = [variant_label(v) for v in args.variant]
     except ValueError as exc:
         p.error(str(exc))
     return args
@@ -325,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s: %d documents, %d train / %d test queries, %.1f words per document", info.name, info.documents,
                      info.train_queries, info.test_queries, info.mean_doc_words)
             report.corpora.append(info)
-            report.results += bench_corpus(spec, collection, cache_root, args.seed, args.overrides, args.baselines)
+            report.results += bench_corpus(spec, collection, cache_root, args.seed, list(zip(args.labels, args.overrides)), args.baselines)
             report.wall_seconds = round(time.monotonic() - start, 1)
             if args.out is not None:
                 write_json(report, args.out)

@@ -1,8 +1,8 @@
 """Quality bar of `genedit train`: the default model vs TF-IDF and dense MiniLM on a BEIR collection.
 
 python -m benchmarks.bench_train [--data default] [--epochs 14] [--seed 0]
-Prints test Hits@1/5/10 and MRR@10 of the untrained start (docid rows = sentence embeddings, decoder
-untrained), the trained GenIR model, and both baselines, with wall times.
+Prints test Hits@1/5/10 and MRR@10 of the untrained start (docid rows = sentence embeddings, decoder as the
+recipe starts it: a mean-pooling readout by default), the trained GenIR model, and both baselines, with wall times.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Trace a training run epoch by epoch: dev figures (what early stopping sees), test figures and the dense teacher's.
 
-    python -m benchmarks.train_trace DATA [--set FIELD=VALUE,... | --set distinct] [--seed 0] [--out FILE.jsonl]
+    python -m benchmarks.train_trace DATA [--set FIELD=VALUE,... | --set plain] [--seed 0] [--out FILE.jsonl]
 
 DATA is 'default' or a BEIR folder (e.g. one built by `python -m benchmarks.build_source_corpus DIR`). The run trains
 `base_model("minilm")` with `TrainConfig(seed=SEED, **overrides)` exactly as `genedit train` does and prints, after
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     """Train once with per-epoch traces; returns the exit code."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data", help="'default' or a BEIR folder")
-    p.add_argument("--set", default="", help="TrainConfig overrides FIELD=VALUE[,...] or a recipe name (e.g. distinct)")
+    p.add_argument("--set", default="", help="TrainConfig overrides FIELD=VALUE[,...] or a recipe name (e.g. plain)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="append the trace as one JSON line to this file")
     args = p.parse_args(argv)

@@ -2,22 +2,23 @@
 
 The recipe keeps the generalisation of a dense retriever while the decoder learns the corpus:
 1. the encoder is frozen and its states are computed once (the seed paper: the decoder does the retrieval);
-2. each docid row starts as its document's sentence embedding, and the decoder's step-0 state is first
-   distilled toward the sentence embedding of its input (so the untrained GenIR model already ranks like
-   the dense retriever built from the same encoder);
+2. the decoder starts as its teacher (`decoder_init="pooling"`, `model.build.start_as_pooling`): the last
+   cross-attention mean-pools the encoder states and each docid row starts as its document's sentence embedding, so
+   the untrained GenIR model already ranks like the dense retriever built from the same encoder; its step-0 state is
+   then distilled toward the sentence embedding of its input;
 3. DSI training then mixes indexing (first tokens of a document -> docid), pseudo-queries (sentences of the
    document -> docid) and real training queries (query -> docid) with cross-entropy over the docid rows,
-   plus a KL term to the dense teacher's ranking that stops the decoder from memorising;
+   plus a KL term to the dense teacher's ranking that stops the decoder from memorising; every learning rate decays
+   to 0 over the DSI epochs (`lr_decay`);
 4. queries never move docid rows (only document-side examples do), so documents without training queries
-   are not starved; early stopping on a dev split carved from the training queries keeps the best epoch.
+   are not starved; the epoch that scores best on a dev split carved from the training queries is kept.
    With fewer than 10 training queries there is no dev split: every epoch runs and the last one is kept.
-Options (off in the default recipe, on in `TrainConfig.recipe("distinct")`): `decoder_init="pooling"` starts a fresh
-decoder as its teacher (the last cross-attention mean-pools the encoder states; `model.build.start_as_pooling`), so
-training begins at the dense retriever's ranking instead of approaching it by distillation; `distinct_text` drops
-word runs that 3+ documents share (licence headers, "Parameters ----------" blocks) from pseudo-queries and indexing
-texts, since a text several documents carry cannot be trained to one docid, and makes each row the mean of the
-sentence embeddings of the text as written and of the distinct text (either alone ranks worse on training queries);
-`lr_decay` decays every rate to 0 over the DSI epochs.
+5. `distinct_text` drops word runs that 3+ documents share (licence headers, "Parameters ----------" blocks) from
+   pseudo-queries and indexing texts, since a text several documents carry cannot be trained to one docid, and makes
+   each row the mean of the sentence embeddings of the text as written and of the distinct text (either alone ranks
+   worse on training queries).
+`TrainConfig.recipe("plain")` is the default before issue 9 (random decoder start, raw text, 128-token rows, 3
+distillation epochs, constant rates, patience 4); `"dsi"` is classic DSI.
 
 Data parallel (`accelerate launch --multi_gpu --num_processes N` or `torchrun --nproc_per_node N`): every process
 draws the same global batches in the same order as one process would (the epoch order is the main process's), trains
@@ -28,7 +29,7 @@ so every process decides early stopping from the same figures. One process runs 
 Training scores exactly like retrieval: its logits come from `DocidScorer.logits`, output bias included (BERT's
 prediction-head bias, BART's `final_logits_bias`). The bias is not trained: BART's is a buffer anyway, a fresh
 docid's entry starts at 0, and with it frozen a document's score stays one dot product with its row (an edit that
-writes the row decides it); it also leaves the default MiniLM model bit-identical to the trainer before this rule.
+writes the row decides it); it also left the `plain` recipe's MiniLM model bit-identical to the trainer before this rule.
 """
 
 from __future__ import annotations
@@ -68,11 +69,11 @@ class TrainConfig:
     seed: int = 0
     index_tokens: int = 32  # indexing example = title + first `index_tokens` tokens of the text
     query_tokens: int = 48  # truncation of queries and pseudo-queries
-    row_tokens: int = 128  # text length embedded for each docid row's initialisation
+    row_tokens: int = 256  # text length embedded for each docid row's initialisation (what the dense teacher embeds)
     pseudo_queries: int = 3  # sentences of each document used as extra queries for it
     indexing_ratio: float = 1.0  # indexing examples per real training query, per epoch (DSI uses 32 with few queries)
-    distill_epochs: int = 3  # epochs that only match the dense teacher's ranking
-    max_epochs: int = 14  # epoch bound (3 distill + 11 DSI, ~6 minutes on 2 CPU cores); with no wall-clock cap the run is a function of seed, data and hardware
+    distill_epochs: int = 6  # epochs that only match the dense teacher's ranking
+    max_epochs: int = 14  # epoch bound (6 distill + 8 DSI, ~7 minutes on 2 CPU cores); with no wall-clock cap the run is a function of seed, data and hardware
     batch_size: int = 64
     lr_new: float = 1e-3  # freshly initialised weights (cross-attention, prediction-head transform)
     lr_pretrained: float = 1e-4  # warm-started decoder weights
@@ -81,11 +82,11 @@ class TrainConfig:
     temperature: float = 0.05  # teacher softmax temperature (all-MiniLM-L6-v2 was trained at scale 20)
     kl_weight: float = 1.0  # weight of the KL to the teacher's ranking during DSI training
     dev_fraction: float = 0.1  # share of training queries held out for early stopping (none below 10 queries: last epoch kept)
-    patience: int = 4  # epochs without dev improvement before stopping (only with a dev split)
+    patience: int = 14  # epochs without dev improvement before stopping (only with a dev split; 14: every epoch runs, the decayed last ones included, and the best dev epoch is kept)
     row_init: str = "embedding"  # docid rows start as: "embedding" (the document's sentence embedding) | "random" (classic DSI)
-    lr_decay: bool = False  # cosine decay of every learning rate to 0 over the DSI epochs (the distillation keeps its rates)
-    distinct_text: bool = False  # train on each document's distinct text: word runs shared by 3+ documents (licence headers, section markers) are dropped from pseudo-queries and indexing texts; rows embed both texts
-    decoder_init: str = "random"  # a fresh decoder starts: "random" (as the base built it) | "pooling" (reading out the mean-pooled encoder states: the dense teacher)
+    lr_decay: bool = True  # cosine decay of every learning rate to 0 over the DSI epochs (the distillation keeps its rates)
+    distinct_text: bool = True  # train on each document's distinct text: word runs shared by 3+ documents (licence headers, section markers) are dropped from pseudo-queries and indexing texts; rows embed both texts
+    decoder_init: str = "pooling"  # a fresh decoder starts: "random" (as the base built it) | "pooling" (reading out the mean-pooled encoder states: the dense teacher)
 
     def __post_init__(self) -> None:
         if self.row_init not in ROW_INITS:
@@ -95,11 +96,10 @@ class TrainConfig:
 
     @classmethod
     def recipe(cls, name: str, **overrides: object) -> "TrainConfig":
-        """A named recipe: 'default' (rows = sentence embeddings, distilled from the dense teacher), 'distinct' or 'dsi'.
+        """A named recipe: 'default' (the measured recipe, TrainConfig's defaults), 'plain' (the default before issue 9) or 'dsi'.
 
-        'distinct' is the default recipe on each document's distinct text (see RECIPES). 'dsi' is classic DSI training
-        (Tay et al. 2022): random docid rows, no teacher, cross-entropy only; its rows do not live in the encoder's
-        sentence-embedding space, the case where row-only edits cannot work.
+        'dsi' is classic DSI training (Tay et al. 2022): random docid rows, no teacher, cross-entropy only; its rows do
+        not live in the encoder's sentence-embedding space, the case where row-only edits cannot work.
         """
         if name not in RECIPES:
             raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
@@ -108,14 +108,15 @@ class TrainConfig:
 
 ROW_INITS = ("embedding", "random")
 DECODER_INITS = ("random", "pooling")
+# the default before issue 9, kept so its models and figures can be reproduced
+PLAIN: dict[str, object] = {"distinct_text": False, "row_tokens": 128, "distill_epochs": 3, "lr_decay": False, "patience": 4, "decoder_init": "random"}
 RECIPES: dict[str, dict[str, object]] = {
+    # issue 9: the student starts as its teacher, boilerplate-free texts, rows of 256 tokens as the dense teacher
+    # embeds, twice the distillation, learning rates decayed over the DSI epochs, every epoch run, best dev epoch kept
     "default": {},
-    "dsi": {"row_init": "random", "distill_epochs": 0, "kl_weight": 0.0},
-    # issue 9: the student starts as its teacher (decoder_init "pooling"), boilerplate-free texts, rows of 256 tokens
-    # as the dense teacher embeds, twice the distillation, learning rates decayed over the DSI epochs; every epoch runs
-    # (a decayed schedule's last, quietest epochs are the ones early stopping would cut) and the best dev epoch is kept.
-    # Not yet the default: making it so re-ships the default model's circuit and figures (README, "Base quality").
-    "distinct": {"distinct_text": True, "row_tokens": 256, "distill_epochs": 6, "lr_decay": True, "patience": 14, "decoder_init": "pooling"},
+    "distinct": {},  # the default's name while it was opt-in (0.x); kept so scripts that name it keep working
+    "plain": dict(PLAIN),
+    "dsi": {**PLAIN, "row_init": "random", "distill_epochs": 0, "kl_weight": 0.0},
 }
 
 

@@ -10,7 +10,9 @@ from benchmarks import bench_quality as bq
 def test_parse_variant_types_values_like_the_trainconfig_field() -> None:
     assert bq.parse_variant("row_tokens=256, dev_fraction=0.2") == {"row_tokens": 256, "dev_fraction": 0.2}
     assert bq.parse_variant("minutes=3") == {"minutes": 3.0}
-    assert bq.parse_variant("distinct") == {"distinct_text": True, "row_tokens": 256, "distill_epochs": 6, "lr_decay": True, "patience": 14, "decoder_init": "pooling"}
+    assert bq.parse_variant("plain") == {"distinct_text": False, "row_tokens": 128, "distill_epochs": 3, "lr_decay": False, "patience": 4, "decoder_init": "random"}
+    assert bq.parse_variant("distinct") == {}  # the default recipe's former name: the default itself
+    assert bq.variant_label("plain") == "recipe plain" and bq.variant_label("row_tokens=64") == "row_tokens=64"
     assert bq.parse_variant("distinct_text=true") == {"distinct_text": True}
     for bad in ("row_tokens", "no_such_field=1", ","):
         with pytest.raises(ValueError):
@@ -20,6 +22,7 @@ def test_parse_variant_types_values_like_the_trainconfig_field() -> None:
 def test_parse_args_rejects_unknown_corpora_and_baselines() -> None:
     args = bq.parse_args(["--corpora", "pysource", "--baselines", "none", "--variant", "row_tokens=256"])
     assert args.corpora == ["pysource"] and args.baselines == [] and args.overrides == [{"row_tokens": 256}]
+    assert args.labels == ["row_tokens=256"]
     for argv in (["--corpora", "nope"], ["--baselines", "splade"], ["--variant", "decoder_init=teacher"]):
         with pytest.raises(SystemExit):
             bq.parse_args(argv)

@@ -6,6 +6,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from genedit.data.types import Document
+
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z(`'\"])")
 
 
@@ -41,3 +43,8 @@ def without_boilerplate(text: str, shared: frozenset[tuple[str, ...]], n_words: 
             covered[i : i + n_words] = [True] * n_words
     kept = [w for w, c in zip(words, covered) if not c]
     return " ".join(kept) if kept else text
+
+
+def distinct_documents(docs: Sequence[Document], shared: frozenset[tuple[str, ...]]) -> list[Document]:
+    """The documents without the boilerplate `shared` marks (the distinct text a `distinct_text` recipe trains on)."""
+    return [Document(d.id, d.title, without_boilerplate(d.text, shared)) for d in docs]

@@ -50,7 +50,7 @@ from accelerate.utils import broadcast
 from torch import nn
 from tqdm.auto import tqdm
 
-from genedit.data.text import boilerplate, sentences, without_boilerplate
+from genedit.data.text import boilerplate, distinct_documents, sentences
 from genedit.data.types import Collection, Document
 from genedit.eval.rank import hits_at, rank_of, rr_at
 from genedit.model.build import start_as_pooling
@@ -175,11 +175,11 @@ class _Pool:
     teacher: torch.Tensor  # normalised mean-pooled encoder state [n, D]
 
 
-def row_views(docs: Sequence[Document], shared: frozenset[tuple[str, ...]] | None) -> list[list[str]]:
-    """Texts each docid row embeds: the text as written and, for `distinct_text` models (`shared` given), the distinct text."""
+def row_views(docs: Sequence[Document], distinct: Sequence[Document] | None) -> list[list[str]]:
+    """Texts each docid row embeds: the text as written and, for `distinct_text` models, the same documents' distinct text."""
     views = [[d.indexing_text() for d in docs]]
-    if shared is not None:
-        views.append([Document(d.id, d.title, without_boilerplate(d.text, shared)).indexing_text() for d in docs])
+    if distinct is not None:
+        views.append([d.indexing_text() for d in distinct])
     return views
 
 
@@ -383,10 +383,10 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
     model.hf.eval()
     if cfg.decoder_init == "pooling":
         start_as_pooling(model, fresh_parameters(model))
-    common = boilerplate([d.text for d in docs]) if cfg.distinct_text else None
-    views = row_views(docs, common)  # rows embed both texts; training sees the distinct text only
-    if common is not None:
-        docs = [Document(d.id, d.title, without_boilerplate(d.text, common)) for d in docs]
+    distinct = distinct_documents(docs, boilerplate([d.text for d in docs])) if cfg.distinct_text else None
+    views = row_views(docs, distinct)  # rows embed both texts; training sees the distinct text only
+    if distinct is not None:
+        docs = distinct
 
     def row_embeddings(items: list[int]) -> list[torch.Tensor]:
         return [row_embedding(model, [[v[i] for i in items] for v in views], cfg.row_tokens, progress=accelerator.is_local_main_process)]

@@ -115,7 +115,7 @@ def parse_variant(text: str) -> dict[str, Any]:
         name, sep, value = part.partition("=")
         name = name.strip()
         if not sep or name not in defaults:
-            raise ValueError(f"variant {text!r}: {part!r} is not FIELD=VALUE with a TrainConfig field ({', '.join(defaults)})")
+            raise ValueError(f"variant {text!r}: {part!r} is neither a recipe ({', '.join(RECIPES)}) nor FIELD=VALUE with a TrainConfig field ({', '.join(defaults)})")
         default = defaults[name]
         kind = type(default) if default is not None else float
         overrides[name] = (value.strip().lower() in ("1", "true", "yes")) if kind is bool else kind(value)

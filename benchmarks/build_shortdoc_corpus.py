@@ -24,8 +24,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchmarks.corpus_common import (
-    Item, SplitConfig, builder_main, collection_meta, make_collection, module_files, normalise, query_leaks,
-    read_source, sample_per_package, unique,
+    Item,
+    SplitConfig,
+    builder_main,
+    collection_meta,
+    make_collection,
+    module_files,
+    normalise,
+    query_leaks,
+    read_source,
+    sample_per_package,
+    unique,
 )
 from genedit.data.types import Collection, DataError, Document
 

@@ -23,8 +23,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from benchmarks.corpus_common import (
-    Item, SplitConfig, cap, collection_meta, make_collection, module_files, normalise, query_leaks, read_source,
-    sample_per_package, unique, builder_main,
+    Item,
+    SplitConfig,
+    builder_main,
+    cap,
+    collection_meta,
+    make_collection,
+    module_files,
+    normalise,
+    query_leaks,
+    read_source,
+    sample_per_package,
+    unique,
 )
 from genedit.data.types import Collection, DataError, Document
 

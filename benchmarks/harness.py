@@ -39,14 +39,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import genedit
+from benchmarks import measures as M
+from benchmarks.oracle import CachedModel, ModelCache
+from benchmarks.protocols import PROTOCOLS, EditOp, Pairs, Split, SplitSpec, efficacy_pairs, make_split
 from genedit.data import load_collection
 from genedit.data.types import Collection, Query
 from genedit.eval.types import Run
 from genedit.train.trainer import TrainConfig
-
-from benchmarks import measures as M
-from benchmarks.oracle import CachedModel, ModelCache
-from benchmarks.protocols import PROTOCOLS, EditOp, Pairs, Split, SplitSpec, efficacy_pairs, make_split
 
 log = logging.getLogger(__name__)
 

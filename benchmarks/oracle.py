@@ -20,12 +20,11 @@ from pathlib import Path
 from accelerate import PartialState
 
 import genedit
+from benchmarks.protocols import collection_hash
 from genedit.data import write_beir
 from genedit.data.types import Collection
 from genedit.model.genir import META_FILE, GenIRModel, is_model_dir
 from genedit.train.trainer import TrainConfig, processes
-
-from benchmarks.protocols import collection_hash
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,10 @@ def check_compatible(decoder: GenIRModel, encoder: GenIRModel) -> None:
     if decoder.docids != encoder.docids:
         only_a = len(set(decoder.docids) - set(encoder.docids))
         only_b = len(set(encoder.docids) - set(decoder.docids))
-        raise SwapError(f"encoder swap needs the same docids in the same order: decoder model has {decoder.n_docs} ({only_a} not in the other), encoder model {encoder.n_docs} ({only_b} not in the other)")
+        raise SwapError(
+            f"encoder swap needs the same docids in the same order: decoder model has {decoder.n_docs} ({only_a} not in the other), "
+            f"encoder model {encoder.n_docs} ({only_b} not in the other)"
+        )
     if decoder.tokenizer.get_vocab() != encoder.tokenizer.get_vocab():
         raise SwapError(f"encoder swap needs the same tokenizer: vocabularies differ ({len(decoder.tokenizer)} vs {len(encoder.tokenizer)} tokens)")
 

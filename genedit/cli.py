@@ -94,7 +94,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a saved model on a split."""
     from genedit.data import load_collection
     from genedit.eval import write_trec_run
-
     from genedit.model.genir import GenIRModel
 
     collection = load_collection(args.data)
@@ -308,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=_positive_float, help="optional wall-clock cap; a capped run is not reproducible")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--recipe", choices=list(RECIPES), default="default",
-                   help="default: the decoder starts as the dense teacher, rows = sentence embeddings, trains on each document's distinct text (boilerplate dropped); distinct: the same (its name while opt-in); plain: the default before issue 9 (random decoder start, text as written); dsi: classic DSI (random rows, no teacher)")
+                   help="default: the decoder starts as the dense teacher, rows = sentence embeddings, trains on each document's distinct text "
+                        "(boilerplate dropped); distinct: the same (its name while opt-in); plain: the default before issue 9 (random decoder start, "
+                        "text as written); dsi: classic DSI (random rows, no teacher)")
     t.add_argument("--overwrite", action="store_true")
     t.set_defaults(func=cmd_train)
 
@@ -367,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--every", type=_positive_int, help="measure the stream after every N edits (default 100)")
     be.add_argument("--epochs", type=_positive_int, help=f"epoch bound of base and oracle training (default {TrainConfig.max_epochs})")
     be.add_argument("--baselines", help="comma-separated baselines on the edited corpus (default dense,tfidf,bm25; empty for none)")
-    be.add_argument("--recipe", choices=list(RECIPES), default="default", help="training recipe of base and oracle models (plain: the default before issue 9; dsi: classic DSI, rows not sentence embeddings)")
+    be.add_argument("--recipe", choices=list(RECIPES), default="default",
+                    help="training recipe of base and oracle models (plain: the default before issue 9; dsi: classic DSI, rows not sentence embeddings)")
     be.add_argument("--quick", action="store_true", help="smoke run: --edits 20 --every 10 --epochs 2 --baselines tfidf,bm25 unless given")
     be.set_defaults(func=cmd_bench)
 

@@ -14,13 +14,13 @@ Every malformed input raises :class:`DataError` whose message starts with
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
-import itertools
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path

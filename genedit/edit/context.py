@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from genedit.data.text import boilerplate, distinct_documents, sentences
 from genedit.data.types import Collection, Document
 from genedit.edit.activations import read_keys
-from genedit.data.text import boilerplate, distinct_documents, sentences
 from genedit.edit.pseudo import PseudoQueries
 from genedit.edit.solve import second_moment
 from genedit.model.components import Site

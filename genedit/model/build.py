@@ -47,13 +47,18 @@ def _tiny_hf(arch: str, vocab_size: int, spec: TinySpec, pad_id: int, start_id: 
         raise ValueError(f"TinySpec.d_kv sets T5's head width; a {arch} head is d_model // n_heads wide")
     if arch == "t5":
         d_kv = spec.d_kv if spec.d_kv is not None else spec.d_model // spec.n_heads
-        cfg = T5Config(vocab_size=vocab_size, d_model=spec.d_model, d_kv=d_kv, d_ff=spec.d_ff, num_layers=spec.n_layers, num_decoder_layers=spec.n_layers, num_heads=spec.n_heads, pad_token_id=pad_id, decoder_start_token_id=start_id, dropout_rate=0.0)
+        cfg = T5Config(vocab_size=vocab_size, d_model=spec.d_model, d_kv=d_kv, d_ff=spec.d_ff, num_layers=spec.n_layers, num_decoder_layers=spec.n_layers,
+                       num_heads=spec.n_heads, pad_token_id=pad_id, decoder_start_token_id=start_id, dropout_rate=0.0)
         return T5ForConditionalGeneration(cfg)
     if arch == "bart":
-        cfg = BartConfig(vocab_size=vocab_size, d_model=spec.d_model, encoder_layers=spec.n_layers, decoder_layers=spec.n_layers, encoder_attention_heads=spec.n_heads, decoder_attention_heads=spec.n_heads, encoder_ffn_dim=spec.d_ff, decoder_ffn_dim=spec.d_ff, pad_token_id=pad_id, decoder_start_token_id=start_id, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, max_position_embeddings=128)
+        cfg = BartConfig(vocab_size=vocab_size, d_model=spec.d_model, encoder_layers=spec.n_layers, decoder_layers=spec.n_layers,
+                         encoder_attention_heads=spec.n_heads, decoder_attention_heads=spec.n_heads, encoder_ffn_dim=spec.d_ff, decoder_ffn_dim=spec.d_ff,
+                         pad_token_id=pad_id, decoder_start_token_id=start_id, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                         max_position_embeddings=128)
         return BartForConditionalGeneration(cfg)
     if arch == "bert2bert":
-        common = dict(vocab_size=vocab_size, hidden_size=spec.d_model, num_hidden_layers=spec.n_layers, num_attention_heads=spec.n_heads, intermediate_size=spec.d_ff, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, max_position_embeddings=128, pad_token_id=pad_id)
+        common = dict(vocab_size=vocab_size, hidden_size=spec.d_model, num_hidden_layers=spec.n_layers, num_attention_heads=spec.n_heads,
+                      intermediate_size=spec.d_ff, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, max_position_embeddings=128, pad_token_id=pad_id)
         enc = BertModel(BertConfig(**common))
         dec = BertLMHeadModel(BertConfig(**common, is_decoder=True, add_cross_attention=True))
         model = EncoderDecoderModel(encoder=enc, decoder=dec)

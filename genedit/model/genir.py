@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from torch import nn
+from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration, EncoderDecoderModel, PretrainedConfig, PreTrainedModel, T5ForConditionalGeneration
 
 from genedit.data.types import Query

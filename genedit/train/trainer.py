@@ -85,7 +85,9 @@ class TrainConfig:
     patience: int = 14  # epochs without dev improvement before stopping (only with a dev split; 14: every epoch runs, the decayed last ones included, and the best dev epoch is kept)
     row_init: str = "embedding"  # docid rows start as: "embedding" (the document's sentence embedding) | "random" (classic DSI)
     lr_decay: bool = True  # cosine decay of every learning rate to 0 over the DSI epochs (the distillation keeps its rates)
-    distinct_text: bool = True  # train on each document's distinct text: word runs shared by 3+ documents (licence headers, section markers) are dropped from pseudo-queries and indexing texts; rows embed both texts
+    # train on each document's distinct text: word runs shared by 3+ documents (licence headers, section markers) are dropped from
+    # pseudo-queries and indexing texts; rows embed both texts
+    distinct_text: bool = True
     decoder_init: str = "pooling"  # a fresh decoder starts: "random" (as the base built it) | "pooling" (reading out the mean-pooled encoder states: the dense teacher)
 
     def __post_init__(self) -> None:

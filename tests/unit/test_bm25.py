@@ -9,7 +9,6 @@ import pytest
 from genedit.baselines import Retriever, make_baseline, run_baseline
 from genedit.baselines.bm25 import BM25Retriever
 from genedit.data.types import Query
-
 from tests.unit.test_baselines import lexical_collection
 
 

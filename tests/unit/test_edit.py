@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from edit_support import TARGETS, edit_model, top1
 
 from genedit.data.types import Document
 from genedit.edit import Editor, methods_for, rollback_model
@@ -14,8 +15,6 @@ from genedit.edit.solve import null_space, second_moment, solve_update
 from genedit.model.build import TINY_ARCHS, TinySpec, tiny_model
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
-
-from edit_support import TARGETS, edit_model, top1
 
 
 # --- the closed form -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from edit_support import TARGETS, edit_model, top1
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
@@ -15,8 +16,6 @@ from genedit.edit.context import tensor_name
 from genedit.model.build import TINY_ARCHS
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
-
-from edit_support import TARGETS, edit_model, top1
 
 METHODS = ("finetune", "finetune-replay", "lora")
 

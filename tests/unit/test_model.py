@@ -78,13 +78,14 @@ def test_bart_final_norm_is_absent_unless_the_config_asks_for_one():
 def test_component_outputs_are_what_the_forward_pass_adds(model):
     """Hooks on each output linear fire once per forward with a [B, 1, D] step-0 contribution."""
     seen = {}
-    hooks = [model.cmap.module(model.hf, c, l).register_forward_hook(lambda m, i, o, key=(l, c): seen.__setitem__(key, (i[0].shape, o.shape))) for l in range(3) for c in COMPONENTS]
+    hooks = [model.cmap.module(model.hf, c, layer).register_forward_hook(lambda m, i, o, key=(layer, c): seen.__setitem__(key, (i[0].shape, o.shape)))
+             for layer in range(3) for c in COMPONENTS]
     enc = model.encode(["a query", "another longer query text"])
     model.scores(enc)
     for h in hooks:
         h.remove()
     assert len(seen) == 9
-    for (layer, comp), (inp, out) in seen.items():
+    for (_, comp), (inp, out) in seen.items():
         assert out == (2, 1, model.cmap.d_model)
         if comp != "mlp":
             assert model.cmap.heads(torch.zeros(inp)).shape == (2, 1, 4, 8)

@@ -26,6 +26,7 @@ class EditMethod(ABC):
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
         """Compute the per-model statistics the edit reads (cached in the context; not part of an edit's cost)."""
+        return None
 
     @abstractmethod
     def apply(self, ctx: EditContext, req: EditRequest) -> None:

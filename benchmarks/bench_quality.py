@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import logging
 import os
 import platform
@@ -35,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from genedit.data import load_beir, load_collection  # noqa: E402  (after the offline default)
 from genedit.data.types import Collection  # noqa: E402
 from genedit.eval.evaluate import evaluate  # noqa: E402
+from genedit.fileio import atomic_write_json  # noqa: E402
 from genedit.train.trainer import TrainConfig  # noqa: E402
 
 log = logging.getLogger("bench_quality")
@@ -261,10 +261,7 @@ def format_report(report: QualityReport) -> str:
 
 def write_json(report: QualityReport, path: Path) -> None:
     """Write the report atomically (after every corpus, so a crash keeps the finished ones)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(asdict(report), indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_json(path, asdict(report))
 
 
 def _environment() -> dict[str, Any]:

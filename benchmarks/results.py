@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
+
+from genedit.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
 HEADLINE = {"add": "edited", "update": "edited", "sequential": "edited", "delete": "retained"}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_results(doc: dict, out: str | Path) -> None:
     """results.json, results.md and the plots of a (possibly partial) results document."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "results.json", json.dumps(doc, indent=2))
-    _atomic_write(out / "results.md", markdown(doc))
+    atomic_write(out / "results.json", json.dumps(doc, indent=2))
+    atomic_write(out / "results.md", markdown(doc))
     try:
         write_plots(doc, out)
     except Exception:  # a plotting problem must not lose the numbers

@@ -15,6 +15,7 @@ from typing import Any
 from circuits.lens import LensResult
 from circuits.patching import PatchStats, SiteEffect
 from circuits.stages import MinimalCircuit, Stages
+from genedit.fileio import atomic_write
 from genedit.model.components import Site
 
 log = logging.getLogger(__name__)
@@ -183,12 +184,7 @@ class Circuit:
 
     def save(self, path: str | Path) -> Path:
         """Write the artifact as JSON (parent folders created)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
+        return atomic_write(path, self.to_json())
 
     @classmethod
     def from_json(cls, text: str) -> "Circuit":

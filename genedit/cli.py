@@ -6,7 +6,6 @@ Exit codes: 0 ok, 1 a finding (a regression, a circuit that differs), 2 bad inpu
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -17,19 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genedit.eval.report import Row, format_table
+from genedit.fileio import atomic_write_json
 
 if TYPE_CHECKING:
     from genedit.model.genir import GenIRModel
 
 
 def _write_json(path: str | None, payload: object) -> None:
-    if not path:
-        return
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(out)
+    if path:
+        atomic_write_json(path, payload)
 
 
 def _check_output_file(path: str) -> None:

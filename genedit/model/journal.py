@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from genedit.fileio import atomic_path
+
 JOURNAL_FILE = "journal.json"
 JOURNAL_DIR = "journal"
 
@@ -100,10 +102,8 @@ def write_changes(entry: JournalEntry, folder: Path) -> str:
         if change.rows is not None:
             tensors[_key(i, "rows", change.name)] = torch.tensor(change.rows, dtype=torch.long)
     meta["n_changes"] = str(len(entry.changes))
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.tmp"
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(folder / name)
+    with atomic_path(folder / name) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     entry.file = name
     return name
 

@@ -160,8 +160,8 @@ def corpus_info(spec: CorpusSpec, collection: Collection, build_seconds: float) 
 def reference_default_model(collection: Collection, seed: int) -> tuple[Any, str] | None:
     """`genedit demo`'s cached default model if it is the reference one (the shipped circuit's) for this data, else None."""
     from circuits import Circuit, shipped_circuit_path
-    from genedit.cli import default_model_dir
     from genedit.model.genir import GenIRModel
+    from genedit.model.storage import default_model_dir
 
     path = default_model_dir()
     if seed != 0 or not path.is_dir():

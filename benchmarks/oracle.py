@@ -23,7 +23,8 @@ import genedit
 from benchmarks.protocols import collection_hash
 from genedit.data import write_beir
 from genedit.data.types import Collection
-from genedit.model.genir import META_FILE, GenIRModel, is_model_dir
+from genedit.model.genir import GenIRModel
+from genedit.model.storage import META_FILE, is_model_dir
 from genedit.train.trainer import TrainConfig, processes
 
 log = logging.getLogger(__name__)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,16 +21,13 @@ from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration
 from genedit.data.types import Query
 from genedit.eval.types import Run
 from genedit.model.components import ComponentMap, component_map
-from genedit.model.journal import JOURNAL_DIR, Journal
+from genedit.model.journal import Journal
 from genedit.model.pretrained import length_sorted
+from genedit.model.storage import DOCIDS_FILE, META_FILE, check_writable_model_dir, current_version, is_model_dir, write_new_folder, write_version
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-META_FILE = "genedit.json"
-DOCIDS_FILE = "docids.json"
-HEAD_FILE = "HEAD"  # in a folder edited in place: the relative path of the current version
-VERSIONS_DIR = "versions"
 _CLASSES: dict[str, type[PreTrainedModel]] = {
     "t5": T5ForConditionalGeneration,
     "bart": BartForConditionalGeneration,
@@ -370,24 +365,17 @@ class GenIRModel:
 
         Saving into the folder the model was loaded from (or, with overwrite, over any genedit model folder) writes
         a new version beside the current one and makes it current by one atomic rename of the `HEAD` pointer file:
-        a crash at any moment leaves the previous version or the new one loadable.
+        a crash at any moment leaves the previous version or the new one loadable (genedit.model.storage).
         """
         path = Path(path)
         in_place = self.source is not None and path.exists() and path.resolve() == self.source.resolve()
         if not in_place:
             check_writable_model_dir(path, overwrite=overwrite)
         if is_model_dir(path):
-            return self._save_version(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            self._write(tmp, tmp)
-            if path.exists():
-                path.rmdir()  # empty (checked above)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            write_version(path, lambda folder: self._write(folder, path), self.journal.files)
+            self.source = path
+        else:
+            write_new_folder(path, lambda tmp: self._write(tmp, tmp))
         self.journal.source = path
         return path
 
@@ -400,33 +388,6 @@ class GenIRModel:
         (folder / META_FILE).write_text(json.dumps(meta, indent=2))
         if self.journal.entries or self.journal.base_fingerprint:
             self.journal.write(folder, root)
-
-    def _save_version(self, root: Path) -> Path:
-        """A new version inside an existing model folder, made current by renaming the HEAD file; old ones pruned."""
-        versions = root / VERSIONS_DIR
-        versions.mkdir(exist_ok=True)
-        numbers = [int(m.group(1)) for p in versions.iterdir() if (m := re.fullmatch(r"v(\d+)", p.name))]
-        name = f"v{max(numbers, default=0) + 1:04d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=versions))
-        try:
-            self._write(tmp, root)
-            _fsync_tree(tmp)
-            tmp.rename(versions / name)
-            head_tmp = root / f".{HEAD_FILE}.tmp"
-            with open(head_tmp, "w") as f:
-                f.write(f"{VERSIONS_DIR}/{name}\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(head_tmp, root / HEAD_FILE)  # the commit point
-            _fsync_dir(root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self.source = root
-        self.journal.source = root
-        _prune(root, keep=name, journal_files=self.journal.files())
-        log.info("saved %s as version %s", root, name)
-        return root
 
     @classmethod
     def load(cls, path: str | Path, *, device: torch.device | str | None = None, docids: Sequence[str] | None = None, **hf_kwargs) -> "GenIRModel":
@@ -464,47 +425,6 @@ class GenIRModel:
         return model
 
 
-def current_version(path: str | Path) -> Path:
-    """The folder holding a model's current files: the version HEAD names, or the folder itself."""
-    path = Path(path)
-    head = path / HEAD_FILE
-    if not head.is_file():
-        return path
-    target = path / head.read_text().strip()
-    if not target.is_dir() or target.resolve().parent != (path / VERSIONS_DIR).resolve():
-        raise FileNotFoundError(f"{head} names {target}, which is not a model version of {path}")
-    return target
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush a freshly written version to disk before it is made current."""
-    for p in folder.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-    _fsync_dir(folder)
-
-
-def _prune(root: Path, keep: str, journal_files: set[str]) -> None:
-    """Remove versions other than `keep`, leftovers of interrupted saves, and journal files no version uses."""
-    for p in (root / VERSIONS_DIR).iterdir():
-        if p.name != keep:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    folder = root / JOURNAL_DIR
-    if folder.is_dir():
-        for p in folder.iterdir():
-            if p.name not in journal_files:
-                p.unlink(missing_ok=True)
-
-
 def _normalizer(tokenizer) -> Callable[[str], str]:
     """How the tokenizer folds a token's text (e.g. lower-casing), so ids it would confuse can be refused."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -512,32 +432,6 @@ def _normalizer(tokenizer) -> Callable[[str], str]:
     if norm is not None:
         return norm.normalize_str
     return str.lower if getattr(tokenizer, "do_lower_case", False) else (lambda t: t)
-
-
-def is_model_dir(path: str | Path) -> bool:
-    """Whether `path` holds a model genedit saved (its metadata and docids files next to the weights)."""
-    path = Path(path)
-    try:
-        path = current_version(path)
-    except FileNotFoundError:
-        return False
-    return (path / META_FILE).is_file() and (path / DOCIDS_FILE).is_file() and (path / "config.json").is_file()
-
-
-def check_writable_model_dir(path: str | Path, *, overwrite: bool = False) -> None:
-    """Raise FileExistsError unless a model may be saved to `path`: absent, empty, or (with overwrite) a genedit model.
-
-    Overwriting replaces the whole directory, so it is refused for anything but a model genedit saved there.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a directory")
-    if not path.exists() or not any(path.iterdir()):
-        return
-    if not overwrite:
-        raise FileExistsError(f"{path} exists and is not empty; choose another directory or pass overwrite")
-    if not is_model_dir(path):
-        raise FileExistsError(f"{path} is not empty and is not a genedit model directory; refusing to replace it")
 
 
 def _added_docid_tokens(tokenizer) -> list[str]:

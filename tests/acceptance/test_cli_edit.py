@@ -142,7 +142,7 @@ def test_kill_9_during_add_leaves_a_loadable_model(setup):
     root, _ = setup
     reference = _copy(setup, "m-ref")
     base = GenIRModel.load(reference).fingerprint()
-    cmd = [sys.executable, "-m", "genedit.cli", "add", "--model", "MODEL", "--docs", str(root / "new.jsonl"), "--data", str(root / "data"), "--method", "row"]
+    cmd = [sys.executable, "-m", "genedit", "add", "--model", "MODEL", "--docs", str(root / "new.jsonl"), "--data", str(root / "data"), "--method", "row"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     t = time.monotonic()
     subprocess.run([c if c != "MODEL" else str(reference) for c in cmd], check=True, env=env, capture_output=True)

@@ -1,4 +1,4 @@
-"""Command line of the editing layer: genedit add | delete | update | log | rollback.
+"""genedit add | delete | update | log | rollback: edit a deployed model folder.
 
 Without --out the model folder is edited in place: the new version is written beside the current one and made
 current by one atomic rename of the folder's HEAD file, so a crash at any moment leaves a loadable model.
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def _check_target(args: argparse.Namespace) -> Path:
     """The folder the edited model goes to, checked before any work (writable, and a model folder or empty)."""
-    from genedit.model.genir import check_writable_model_dir, is_model_dir
+    from genedit.model.storage import check_writable_model_dir, is_model_dir
 
     model_dir = Path(args.model)
     if not is_model_dir(model_dir):
@@ -119,7 +119,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     """Print a model's edit journal."""
-    from genedit.model.genir import GenIRModel, is_model_dir
+    from genedit.model.genir import GenIRModel
+    from genedit.model.storage import is_model_dir
 
     if not is_model_dir(args.model):
         raise FileNotFoundError(f"{args.model}: not a genedit model folder")
@@ -158,43 +159,3 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_edit_parsers(sub: argparse._SubParsersAction) -> None:
-    """Register add / delete / update / log / rollback on the genedit command."""
-    from genedit.edit.context import EditSettings
-    from genedit.edit.methods import methods_for
-
-    def common(p: argparse.ArgumentParser, op: str) -> None:
-        p.add_argument("--model", required=True, help="model folder (edited in place unless --out)")
-        p.add_argument("--method", choices=methods_for(op), help=f"editing method (default {methods_for(op)[0]})")
-        p.add_argument("--out", help="write the edited model to this new folder instead")
-        p.add_argument("--data", help="the corpus the model indexes (BEIR folder or 'default'); default: what it was trained on")
-        p.add_argument("--targets", default=EditSettings.targets, choices=("auto", "cross_attn", "mlp", "both"), help="which circuit components circuit methods edit")
-
-    a = sub.add_parser("add", help="add documents (BEIR corpus lines) to a model")
-    a.add_argument("--docs", required=True, help="JSONL of documents: {\"_id\", \"title\", \"text\"} per line")
-    a.add_argument("--queries", help="JSONL of queries for them: {\"doc\": id, \"text\": query} per line")
-    common(a, "add")
-    a.set_defaults(func=cmd_add)
-
-    d = sub.add_parser("delete", help="delete documents from a model")
-    d.add_argument("--ids", nargs="+", help="document ids")
-    d.add_argument("--ids-file", help="file with one document id per line")
-    common(d, "delete")
-    d.set_defaults(func=cmd_delete)
-
-    u = sub.add_parser("update", help="give indexed documents new text (same ids)")
-    u.add_argument("--docs", required=True, help="JSONL of the documents' new text")
-    u.add_argument("--queries", help="JSONL of queries for the new text: {\"doc\": id, \"text\": query} per line")
-    common(u, "update")
-    u.set_defaults(func=cmd_update)
-
-    lg = sub.add_parser("log", help="list a model's edits")
-    lg.add_argument("--model", required=True)
-    lg.add_argument("--format", choices=("text", "json"), default="text", help="json: the whole journal metadata")
-    lg.set_defaults(func=cmd_log)
-
-    r = sub.add_parser("rollback", help="restore a model to journal entry N (0 = before the first edit)")
-    r.add_argument("--model", required=True)
-    r.add_argument("--to", required=True, type=int, help="journal entry to return to (see genedit log)")
-    r.add_argument("--out", help="write the restored model to this new folder instead")
-    r.set_defaults(func=cmd_rollback)

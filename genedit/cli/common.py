@@ -1,0 +1,44 @@
+"""Helpers every command shares: output files checked before the work, JSON written atomically, --data specs."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from genedit.fileio import atomic_write_json
+
+
+def write_json(path: str | None, payload: object) -> None:
+    """Write a command's JSON output (--json), atomically; nothing when no path was given."""
+    if path:
+        atomic_write_json(path, payload)
+
+
+def check_output_file(path: str) -> None:
+    """Fail before any long computation if `path` cannot be written as a file."""
+    out = Path(path).absolute()
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a directory; give a file path")
+    existing = next(p for p in out.parents if p.exists())  # nothing is created here: a failed run leaves no trace
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise PermissionError(f"cannot write {out}: {existing} is not a writable directory")
+
+
+def evaluate_model(model, collection, split: str):
+    """Rank a split's queries with the model: (run, evaluation, seconds); every relevant document must be indexed."""
+    from genedit.eval import evaluate
+
+    missing = {d for _, rel in collection.split(split) for d in rel} - set(model.docids)
+    if missing:
+        raise ValueError(f"{len(missing)} relevant documents of split {split!r} are not indexed by the model, e.g. {sorted(missing)[:3]}")
+    t = time.monotonic()
+    run = model.rank([q for q, _ in collection.split(split)], k=100)
+    return run, evaluate(run, collection.qrels[split]), time.monotonic() - t
+
+
+def data_spec(spec: str) -> str:
+    """A --data value that still means the same collection from another working directory."""
+    return spec if spec == "default" or spec.startswith("irds:") else str(Path(spec).resolve())
+
+

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from genedit.data.types import Collection, DataError
 from genedit.eval import evaluate, parse_measure, read_trec_run
+from genedit.eval.evaluate import check_judgeable
 from genedit.eval.types import Run
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,7 @@ def _rank_model(path: str | Path, collection: Collection, split: str, k: int, me
 
     model = GenIRModel.load(path)
     pairs = collection.split(split)
-    missing = {d for _, rel in pairs for d in rel} - set(model.docids)
-    if missing:
-        raise ValueError(f"{path}: {len(missing)} relevant documents of split {split!r} are not indexed by the model, e.g. {sorted(missing)[:3]}")
+    check_judgeable(pairs, set(model.docids), model.journal.deleted(), str(path), split)
     run = model.rank([q for q, _ in pairs], k=k, progress=len(pairs) > 500)
     result = evaluate(run, collection.qrels[split], measures)
     return Side("model", kind_source, result.aggregate, _top1(run), result.n_queries, run.ranking)

@@ -28,10 +28,9 @@ def check_output_file(path: str) -> None:
 def evaluate_model(model, collection, split: str):
     """Rank a split's queries with the model: (run, evaluation, seconds); every relevant document must be indexed."""
     from genedit.eval import evaluate
+    from genedit.eval.evaluate import check_judgeable
 
-    missing = {d for _, rel in collection.split(split) for d in rel} - set(model.docids)
-    if missing:
-        raise ValueError(f"{len(missing)} relevant documents of split {split!r} are not indexed by the model, e.g. {sorted(missing)[:3]}")
+    check_judgeable(collection.split(split), set(model.docids), model.journal.deleted(), model.meta.get("name", "the model"), split)
     t = time.monotonic()
     run = model.rank([q for q, _ in collection.split(split)], k=100)
     return run, evaluate(run, collection.qrels[split]), time.monotonic() - t

@@ -55,7 +55,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         model = GenIRModel.load(model_dir)
     _say_if_reference(model)
     rows = []
-    _, result, seconds = evaluate_model(model, collection, "test")
+    run, result, seconds = evaluate_model(model, collection, "test")
     rows.append(Row("genedit GenIR (ours)", result.aggregate, seconds))
     for name in ("tfidf", "dense"):
         t = time.monotonic()
@@ -64,16 +64,66 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nTest split of the bundled corpus ({result.n_queries} queries, {len(collection.documents)} documents):")
     print(format_table(rows))
     write_json(args.json, [{"system": r.system, **r.aggregate} for r in rows])
+    out = Path(args.out or tempfile.mkdtemp(prefix="genedit-demo-"))
+    circuit = None
     if not args.no_localize:
         from circuits import LocalizeConfig, localize, write_report
 
         print("\nlocalizing the retrieval circuit ...", flush=True)
         circuit = localize(model, collection, LocalizeConfig(split="train", n_queries=args.queries))
-        out = Path(args.out or tempfile.mkdtemp(prefix="genedit-demo-"))
         circuit.save(out / "circuit.json")
         write_report(circuit, out)
         print(circuit.summary_markdown())
         print(f"circuit, heatmaps and summary in {out}")
+    if not args.no_edit:
+        reference = out / "reference-eval.json"
+        top1 = {q: r[0] for q, r in run.ranking.items() if r}
+        write_json(str(reference), {"model": str(model_dir), "split": "test", "n_queries": result.n_queries, **result.aggregate, "top1": top1})
+        _edit_story(model, collection, circuit, out, reference)
     return 0
+
+
+def _rank_of(model: GenIRModel, query: str, docid: str, k: int = 100) -> str:
+    """Where a document stands for a query: '3', or '-' when it is not in the top k (or not indexed)."""
+    ranking = model.rank([query], k=k).ranking["0"]
+    return str(ranking.index(docid) + 1) if docid in ranking else "-"
+
+
+def _edit_story(model: GenIRModel, collection, circuit, out: Path, reference: Path) -> None:
+    """Edit a copy of the default model: add documents, delete one, gate the result, roll it back."""
+    from benchmarks.check import format_report, run_check
+    from genedit.data.default import demo_edits
+    from genedit.edit import Editor, rollback_model
+    from genedit.model.genir import GenIRModel
+
+    t0 = time.monotonic()
+    copy = out / "edited-model"
+    print(f"\nediting a copy of the model in {copy} (the cached model is never edited) ...", flush=True)
+    model.save(copy)
+    edited = GenIRModel.load(copy)
+    before = edited.fingerprint()
+    editor = Editor(edited, corpus=collection, circuit=circuit)
+    docs, queries = demo_edits()
+    tops = {d.id: edited.rank([queries[d.id][0]], k=1).ranking["0"][0] for d in docs}
+    entry = editor.add(docs, queries)
+    print(f"add: {len(docs)} documents the model has never seen, with `{entry.method}` in {entry.seconds:.1f} s "
+          f"(+{entry.params.get('prepare_seconds', 0.0):.0f} s once per model for its preservation statistics); journal entry {entry.index}")
+    for d in docs:
+        query = queries[d.id][0]
+        print(f"  {query!r}\n      {d.id}: rank - -> {_rank_of(edited, query, d.id)}   (rank 1 before: {tops[d.id]})")
+    victim_query, victim = next((q, top) for q, rel in collection.split("test") if (top := edited.rank([q.text], k=1).ranking["0"][0]) in rel)
+    entry = editor.delete([victim])
+    after = edited.rank([victim_query.text], k=10).ranking["0"]
+    print(f"delete: {victim} with `{entry.method}` in {entry.seconds:.1f} s; journal entry {entry.index}")
+    print(f"  {victim_query.text!r}\n      {victim}: rank 1 -> {'gone from the top 10' if victim not in after else after.index(victim) + 1}   (rank 1 now: {after[0]})")
+    edited.save(copy)
+    print(f"saved the edited model as a new version of {copy}: model {before} -> {edited.fingerprint()}")
+    print(f"\ngate: genedit check --model {copy} --reference {reference} --data default")
+    print("\n".join("  " + line for line in format_report(run_check(copy, reference, collection, "test")).splitlines()))
+    undone = rollback_model(edited, 0)
+    edited.save(copy)
+    restored = edited.fingerprint()
+    print(f"\nrollback to entry 0: undid {len(undone)} edits; model {restored} ({'identical to' if restored == before else 'DIFFERS from'} the unedited {before})")
+    print(f"edit story done in {time.monotonic() - t0:.0f} s")
 
 

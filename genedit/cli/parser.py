@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--compare", metavar="CIRCUIT", help="repeat this circuit's localization (its settings) and exit 1 if any field but wall times differs")
     lo.set_defaults(func=cmd_localize)
 
-    d = sub.add_parser("demo", help="train (or reuse) the default model, compare with baselines, localize")
+    d = sub.add_parser("demo", help="train (or reuse) the default model, compare with baselines, localize, edit a copy")
     d.add_argument("--epochs", type=_positive_int, default=TrainConfig.max_epochs, help="epoch bound of the default model's training")
     d.add_argument("--minutes", type=_positive_float, help="optional wall-clock cap on training (not reproducible)")
     d.add_argument("--retrain", action="store_true")
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="folder for the circuit and its report")
     d.add_argument("--queries", type=_positive_int, default=500)
     d.add_argument("--no-localize", action="store_true")
+    d.add_argument("--no-edit", action="store_true", help="skip the edit story (add, delete, gate, rollback on a copy of the model)")
     d.set_defaults(func=cmd_demo)
 
     _add_edit_parsers(sub)

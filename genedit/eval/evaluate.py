@@ -44,6 +44,14 @@ class EvalResult:
         return self.as_row()
 
 
+def check_judgeable(pairs: Sequence[tuple[object, set[str]]], indexed: set[str], deleted: set[str], where: str, split: str) -> None:
+    """Refuse a split whose relevant documents the model never indexed (another corpus); deleted ones are misses."""
+    missing = {d for _, rel in pairs for d in rel} - indexed - deleted
+    if missing:
+        raise ValueError(f"{where}: {len(missing)} relevant documents of split {split!r} are not indexed by the model "
+                         f"(nor deleted by a journalled edit), e.g. {sorted(missing)[:3]}: is this the corpus the model indexes?")
+
+
 def evaluate(run: Run, qrels: Qrels, measures: Sequence[str | Measure] = DEFAULT_MEASURES) -> EvalResult:
     """Score a run on every query of qrels with a relevant document; queries missing from the run score 0."""
     parsed = parse_measures(measures)

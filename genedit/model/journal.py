@@ -174,6 +174,14 @@ class Journal:
                     (folder / entry.file).write_bytes(src.read_bytes())
         (version_dir / JOURNAL_FILE).write_text(self.to_json())
 
+    def deleted(self) -> set[str]:
+        """Docids that a journalled edit removed and no later edit added back: their queries are misses, not bad data."""
+        gone: set[str] = set()
+        for entry in self.entries:
+            gone |= {str(docid) for _, docid, _ in entry.docids_removed}
+            gone -= {str(d["id"]) for d in entry.documents if "id" in d} if entry.op == "add" else set()
+        return gone
+
     def files(self) -> set[str]:
         """Tensor files the entries reference."""
         return {e.file for e in self.entries if e.file}

@@ -35,6 +35,11 @@ class Prepared:
     def __len__(self) -> int:
         return self.kv.batch
 
+    @property
+    def recorded_layers(self) -> int:
+        """How many lower decoder layers' step-0 output is recorded for reuse (`run_step`'s start_layer; 0: none)."""
+        return self._lower[0] if self._lower is not None else 0
+
     def cache(self) -> DynamicCache:
         """The cross-attention cache of these K/V, built once (read, never written, by every forward)."""
         if self._cache is None:

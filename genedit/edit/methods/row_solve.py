@@ -67,7 +67,7 @@ class RowSolve(EditMethod):
         competitor = (q_new @ rows.T + (bias if bias is not None else 0.0)).detach()
         mask_self = torch.zeros_like(competitor, dtype=torch.bool)
         for d_i, doc in enumerate(docs):
-            if doc.id in model._index:
+            if doc.id in model:
                 mask_self[owner == d_i, model.doc_index(doc.id)] = True
         competitor = competitor.masked_fill(mask_self, float("-inf")).max(-1).values
         scale = (q_new @ rows.T).std().clamp(min=1e-6).item()

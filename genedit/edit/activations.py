@@ -171,6 +171,14 @@ def read_keys(model: GenIRModel, texts: Sequence[str], sites: Sequence[Site], *,
     return {s: torch.cat(v) for s, v in keys.items()}, torch.cat(states), torch.cat(embeddings)
 
 
+def mean_readout(model: GenIRModel, texts: Sequence[str], owner: Sequence[int], n: int, *, max_length: int | None = None) -> torch.Tensor:
+    """Mean readout state [n, D] of each group's texts (owner[i]: the group of texts[i]; a group without texts: zeros)."""
+    _, states, _ = read_keys(model, texts, [], max_length=max_length)
+    index = torch.tensor(list(owner), device=states.device)
+    sums = torch.zeros(n, states.shape[1], dtype=states.dtype, device=states.device).index_add_(0, index, states)
+    return sums / torch.bincount(index, minlength=n).clamp(min=1)[:, None]
+
+
 @contextmanager
 def frozen(model: GenIRModel) -> Iterator[None]:
     """Turn off gradients of every model weight (only edit vectors train), restoring the flags afterwards."""

@@ -11,7 +11,7 @@ from edit_support import TARGETS, edit_model, top1
 from genedit.data.types import Document
 from genedit.edit import Editor, methods_for, rollback_model
 from genedit.edit.activations import prepare, run_step
-from genedit.edit.solve import null_space, second_moment, solve_update
+from genedit.edit.closed_form import null_space, second_moment, solve_update
 from genedit.model.build import TINY_ARCHS, TinySpec, tiny_model
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel

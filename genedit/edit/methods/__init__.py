@@ -49,7 +49,7 @@ def register(cls: type[EditMethod]) -> type[EditMethod]:
 
 
 def _load() -> None:
-    from genedit.edit.methods import mask, rank_one, row, row_solve  # noqa: F401  (registration side effect)
+    from genedit.edit.methods import incdsi, mask, rank_one, row  # noqa: F401  (registration side effect)
 
     try:
         from genedit.edit.methods import finetune, lora  # noqa: F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import torch
@@ -171,7 +172,7 @@ class EditContext:
         distinct = self.distinct(docs) if self._boilerplate is not None else None  # as the trainer: two views even with no boilerplate
         return row_embedding(self.model, row_views(docs, distinct), self.row_tokens, batch_size=16)
 
-    def preserved_texts(self, exclude: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+    def preserved_texts(self, exclude: AbstractSet[str] = frozenset()) -> tuple[list[str], list[str]]:
         """Texts standing for the indexed documents (training queries, then pseudo-queries) and their doc ids."""
         k = self.settings.preserve_per_doc
         texts, owners = [], []

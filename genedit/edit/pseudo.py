@@ -60,6 +60,5 @@ class PseudoQueries:
                 cands.append(doc.title)
             cands += pseudo_queries(doc, self.sentences)
             cands += [key, index_text]
-            seen: set[str] = set()
-            out.append([q for q in cands if q.strip() and not (q in seen or seen.add(q))])
+            out.append(list(dict.fromkeys(q for q in cands if q.strip())))
         return out

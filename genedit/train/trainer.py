@@ -54,7 +54,7 @@ from genedit.data.text import boilerplate, distinct_documents
 from genedit.data.types import Collection, Document, Query
 from genedit.eval.rank import hits_at, rank_of, rr_at
 from genedit.model.build import start_as_pooling
-from genedit.model.genir import Encoded, GenIRModel
+from genedit.model.genir import DocidScorer, Encoded, GenIRModel
 from genedit.model.pretrained import mean_pool
 from genedit.model.rows import RowRecipe, indexing_texts, pseudo_queries, row_embedding, row_views
 
@@ -223,7 +223,7 @@ class _TrainLogits(nn.Module):
     enter through the logits, outside `DocidScorer.forward`).
     """
 
-    def __init__(self, scorer: nn.Module) -> None:
+    def __init__(self, scorer: DocidScorer) -> None:
         super().__init__()
         self.scorer = scorer
 
@@ -251,7 +251,8 @@ def _param_groups(model: GenIRModel, cfg: TrainConfig, fresh: set[str]) -> tuple
     """Optimizer groups: fresh decoder weights, warm-started decoder weights, docid rows (the unembedding)."""
     unembed = model.cmap.unembedding(model.hf).weight
     encoder_ids = {id(p) for p in model.hf.get_encoder().parameters()}
-    new, old = [], []
+    new: list[nn.Parameter] = []
+    old: list[nn.Parameter] = []
     for name, p in model.hf.named_parameters():
         if p is unembed or id(p) in encoder_ids:
             continue

@@ -6,6 +6,7 @@ Method files import this module (and `training` for the gradient-trained ones), 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -47,7 +48,7 @@ class IncDSI:
     l2: float = 1e-2
     max_iter: int = 30
 
-    def solve(self, ctx: EditContext, docs: Sequence[Document], queries: Sequence[Sequence[str]], exclude: set[str] = frozenset()) -> torch.Tensor:
+    def solve(self, ctx: EditContext, docs: Sequence[Document], queries: Sequence[Sequence[str]], exclude: AbstractSet[str] = frozenset()) -> torch.Tensor:
         """Rows [n, D] for documents that win their queries and leave the indexed documents theirs (see class doc)."""
         model = ctx.model
         v0 = initial_rows(ctx, docs, queries)
@@ -87,7 +88,7 @@ class IncDSI:
         return V.detach()
 
 
-def _indexed(ctx: EditContext, exclude: set[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _indexed(ctx: EditContext, exclude: AbstractSet[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Rows and biases of the indexed documents (excluded ones pushed out of every max)."""
     model = ctx.model
     rows = model.docid_rows().detach().clone()

@@ -158,7 +158,7 @@ class RankOne(EditMethod):
                 if targets.soft is not None and (~hard_mask).any():
                     soft = targets.soft[~hard_mask.to(targets.soft.device)]
                     loss = loss - (soft * logp[~hard_mask].clamp(min=-1e4)).sum(-1).mean()
-                    if self.forget_rank:  # the forgotten document's row falls below the k-th remaining document
+                    if self.forget_rank and targets.forget is not None:  # the forgotten document's row falls below the k-th remaining document
                         own = logits[~hard_mask].gather(1, targets.forget[~hard_mask].to(logits.device)[:, None])[:, 0]
                         kth = logits[~hard_mask].masked_fill(soft == 0, float("-inf")).topk(self.forget_rank, dim=-1).values[:, -1]
                         loss = loss + torch.relu(own - kth).mean()

@@ -91,8 +91,8 @@ def top1_agreement(a: Run, b: Run, pairs: Pairs) -> float | None:
 def restore_rows(model: GenIRModel, ids: Sequence[str], rows: torch.Tensor) -> GenIRModel:
     """A copy of `model` with the deleted documents' old rows put back (resurrection test); the model is untouched."""
     probe = copy.deepcopy(model)
-    present = [i for i, d in enumerate(ids) if d in probe._index]
-    absent = [i for i, d in enumerate(ids) if d not in probe._index]
+    present = [i for i, d in enumerate(ids) if d in probe]
+    absent = [i for i, d in enumerate(ids) if d not in probe]
     if absent:
         probe.add_documents([ids[i] for i in absent], rows=rows[absent])
     if present:  # a method that kept the token: overwrite its row with the old one

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     model = base_model("minilm")
     trace: list[dict[str, object]] = []
     state: dict[str, object] = {}
-    evaluate_dev = trainer._evaluate
+    evaluate_dev = trainer.dev_scores
     t0 = time.monotonic()
 
     def measured(m, enc, targets):  # the trainer's dev scoring, plus the same figures on the test queries
@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         print("epoch %3d      dev %.3f %.3f %.3f | test %.3f %.3f %.3f  (%.0f s)" % (len(trace) - 2, *dev, *tst, time.monotonic() - t0), flush=True)
         return dev
 
-    trainer._evaluate = measured  # the trainer scores its dev split through this module attribute
+    trainer.dev_scores = measured  # the trainer scores its dev split through this module attribute
     try:
         result = trainer.train(model, collection, cfg)
     finally:
-        trainer._evaluate = evaluate_dev
+        trainer.dev_scores = evaluate_dev
     final = evaluate(model.rank([q for q, _ in test], k=100), collection.qrels["test"], MEASURES).aggregate
     print(f"kept epoch {result.best_epoch}: test Hits@1 {final['hits@1']:.3f} Hits@10 {final['hits@10']:.3f} "
           f"MRR@10 {final['mrr@10']:.3f} ({result.seconds:.0f} s of training)", flush=True)

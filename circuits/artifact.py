@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA_NAME = "genedit.circuit"
-EDIT_SELECTIONS = ("auto", "cross_attn", "mlp", "both")
+EDIT_SELECTIONS = ("auto", "cross_attn", "mlp", "both")  # the selections of `Circuit.editing_targets` (also the edit commands' --targets)
 
 
 def shipped_circuit_path() -> Path:

@@ -41,7 +41,8 @@ class BM25Retriever:
         retriever.fit(collection)
         return retriever
 
-    def _tokens(self, texts: list[str]) -> list[list[str]]:
+    def tokens(self, texts: list[str]) -> list[list[str]]:
+        """The BM25 terms of each text (identifiers split, lower-cased, stopwords dropped): what the index counts."""
         return _bm25s().tokenize([split_identifiers(t) for t in texts], lower=True, token_pattern=TOKEN_PATTERN, stopwords=self.stopwords,
                               return_ids=False, show_progress=False)
 
@@ -52,7 +53,7 @@ class BM25Retriever:
             raise ValueError(f"collection {collection.name!r} has no documents")
         self.doc_ids = collection.doc_ids
         self.index = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
-        self.index.index(self._tokens([d.indexing_text() for d in collection.documents]), show_progress=False)
+        self.index.index(self.tokens([d.indexing_text() for d in collection.documents]), show_progress=False)
         logger.info("bm25: indexed %d documents", len(self.doc_ids))
 
     def search(self, queries: list[Query], k: int = 100) -> Run:
@@ -64,7 +65,7 @@ class BM25Retriever:
         starts = range(0, len(queries), self.query_batch_size)
         for start in tqdm(starts, desc="bm25 search", disable=len(starts) < 4):
             batch = queries[start : start + self.query_batch_size]
-            tokens = self._tokens([q.text for q in batch])
+            tokens = self.tokens([q.text for q in batch])
             dense = np.stack([self.index.get_scores(t) if t else np.zeros(len(self.doc_ids), dtype=np.float32) for t in tokens])
             idx, vals = top_k_rows(dense, k)
             for row, query in enumerate(batch):

@@ -86,6 +86,8 @@ def _edit_docs(args: argparse.Namespace, op: str) -> int:
     from genedit.model.genir import GenIRModel
 
     out = _check_target(args)
+    if args.docs == args.queries == "-":
+        raise ValueError("--docs and --queries cannot both be '-': standard input is read once")
     docs = read_corpus(args.docs, require_text=True)
     queries = read_doc_queries(args.queries, {d.id for d in docs}) if args.queries else None
     model = GenIRModel.load(args.model)
@@ -98,15 +100,13 @@ def _edit_docs(args: argparse.Namespace, op: str) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete documents from a model."""
+    from genedit.data import read_ids
     from genedit.model.genir import GenIRModel
 
     out = _check_target(args)
     ids = list(args.ids or [])
     if args.ids_file:
-        path = Path(args.ids_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: file not found")
-        ids += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        ids += read_ids(args.ids_file)
     if not ids:
         raise ValueError("no document ids to delete (give --ids or --ids-file)")
     model = GenIRModel.load(args.model)

@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_edit_parsers(sub: argparse._SubParsersAction) -> None:
     """Register add / delete / update / log / rollback on the genedit command."""
+    from circuits.artifact import EDIT_SELECTIONS
     from genedit.edit.context import EditSettings
     from genedit.edit.methods import methods_for
 
@@ -137,23 +138,23 @@ def _add_edit_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--method", choices=methods_for(op), help=f"editing method (default {methods_for(op)[0]})")
         p.add_argument("--out", help="write the edited model to this new folder instead")
         p.add_argument("--data", help="the corpus the model indexes (BEIR folder or 'default'); default: what it was trained on")
-        p.add_argument("--targets", default=EditSettings.targets, choices=("auto", "cross_attn", "mlp", "both"), help="which circuit components circuit methods edit")
+        p.add_argument("--targets", default=EditSettings.targets, choices=EDIT_SELECTIONS, help="which circuit components circuit methods edit")
 
     a = sub.add_parser("add", help="add documents (BEIR corpus lines) to a model")
-    a.add_argument("--docs", required=True, help="JSONL of documents: {\"_id\", \"title\", \"text\"} per line")
-    a.add_argument("--queries", help="JSONL of queries for them: {\"doc\": id, \"text\": query} per line")
+    a.add_argument("--docs", required=True, help="JSONL of documents: {\"_id\", \"title\", \"text\"} per line ('-': standard input)")
+    a.add_argument("--queries", help="JSONL of queries for them: {\"doc\": id, \"text\": query} per line ('-': standard input)")
     common(a, "add")
     a.set_defaults(func=cmd_add)
 
     d = sub.add_parser("delete", help="delete documents from a model")
     d.add_argument("--ids", nargs="+", help="document ids")
-    d.add_argument("--ids-file", help="file with one document id per line")
+    d.add_argument("--ids-file", help="file with one document id per line ('-': standard input)")
     common(d, "delete")
     d.set_defaults(func=cmd_delete)
 
     u = sub.add_parser("update", help="give indexed documents new text (same ids)")
-    u.add_argument("--docs", required=True, help="JSONL of the documents' new text")
-    u.add_argument("--queries", help="JSONL of queries for the new text: {\"doc\": id, \"text\": query} per line")
+    u.add_argument("--docs", required=True, help="JSONL of the documents' new text ('-': standard input)")
+    u.add_argument("--queries", help="JSONL of queries for the new text: {\"doc\": id, \"text\": query} per line ('-': standard input)")
     common(u, "update")
     u.set_defaults(func=cmd_update)
 

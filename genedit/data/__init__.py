@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genedit.data.beir import load_beir, read_corpus, read_doc_queries, write_beir
+from genedit.data.beir import load_beir, read_corpus, read_doc_queries, read_ids, write_beir
 from genedit.data.irds import load_ir_datasets
 from genedit.data.synthetic import synthetic_collection
 from genedit.data.types import Collection, DataError, Document, Qrels, Query
@@ -21,6 +21,7 @@ __all__ = [
     "load_ir_datasets",
     "read_corpus",
     "read_doc_queries",
+    "read_ids",
     "synthetic_collection",
     "write_beir",
 ]

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ SPLITS: tuple[str, ...] = ("train", "dev", "test")
 QRELS_HEADER = "query-id\tcorpus-id\tscore"
 _INT = re.compile(r"-?[0-9]+")
 _BAD_ID_CHARS = re.compile(r"[\t\r\n]")
+STDIN = "-"  # an input path that means standard input, as for Unix tools
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,25 @@ class _Line:
         return DataError(f"{self.path}, line {self.number}: {message}")
 
 
+def _label(path: Path) -> Path:
+    """How errors name an input ('<stdin>' for '-')."""
+    return Path("<stdin>") if str(path) == STDIN else path
+
+
+def _check_input(path: Path, missing: str = "file not found") -> None:
+    """Refuse an input that is absent or a directory; '-', pipes and process substitutions (`<(...)`) are inputs."""
+    if str(path) == STDIN:
+        return
+    if not path.exists():
+        raise DataError(f"{path}: {missing}")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a file")
+
+
 def _lines(path: Path) -> Iterator[_Line]:
-    """Non-blank lines of a UTF-8 file with their 1-based numbers (split on '\\n' only)."""
-    data = path.read_bytes()
+    """Non-blank lines of a UTF-8 input with their 1-based numbers (split on '\\n' only), read once: '-' is standard input."""
+    data = sys.stdin.buffer.read() if str(path) == STDIN else path.read_bytes()
+    path = _label(path)
     for number, raw in enumerate(data.split(b"\n"), start=1):
         if raw.endswith(b"\r"):
             raw = raw[:-1]
@@ -92,15 +110,14 @@ def _string_field(line: _Line, obj: dict[str, Any], key: str, *, allow_empty: bo
 
 
 def read_corpus(path: str | Path, *, require_text: bool = False) -> list[Document]:
-    """Documents of a BEIR corpus JSONL file (`_id`, `title`, `text`); require_text: refuse lines with neither."""
+    """Documents of a BEIR corpus JSONL input (`_id`, `title`, `text`; '-': standard input); require_text: refuse lines with neither."""
     return _read_corpus(Path(path), require_text=require_text)
 
 
 def read_doc_queries(path: str | Path, doc_ids: Container[str]) -> dict[str, list[str]]:
-    """Queries for documents from JSONL lines {"doc": <document id>, "text": <query>}; ids must be in `doc_ids`."""
+    """Queries for documents from JSONL lines {"doc": <document id>, "text": <query>} ('-': standard input); ids must be in `doc_ids`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    _check_input(path)
     out: dict[str, list[str]] = {}
     for line, obj in _json_objects(path):
         doc = _string_field(line, obj, "doc", allow_empty=False)
@@ -111,10 +128,16 @@ def read_doc_queries(path: str | Path, doc_ids: Container[str]) -> dict[str, lis
     return out
 
 
+def read_ids(path: str | Path) -> list[str]:
+    """Document ids, one per non-blank line of a UTF-8 input ('-': standard input), surrounding spaces stripped."""
+    path = Path(path)
+    _check_input(path)
+    return [line.text.strip() for line in _lines(path)]
+
+
 def _read_corpus(path: Path, *, require_text: bool = False) -> list[Document]:
     """Documents of corpus.jsonl; the corpus must not be empty."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (the corpus is empty)")
+    _check_input(path, "file not found (the corpus is empty)")
     documents: list[Document] = []
     seen: dict[str, int] = {}
     for line, obj in _json_objects(path):
@@ -132,7 +155,7 @@ def _read_corpus(path: Path, *, require_text: bool = False) -> list[Document]:
             raise line.error(f"document {doc_id!r} has empty text")
         documents.append(Document(id=doc_id, title=title, text=text))
     if not documents:
-        raise DataError(f"{path}, line 1: the corpus is empty (no documents)")
+        raise DataError(f"{_label(path)}, line 1: the corpus is empty (no documents)")
     return documents
 
 

@@ -57,6 +57,10 @@ class Collection:
     def __post_init__(self) -> None:
         self._by_id = {d.id: d for d in self.documents}
 
+    def __contains__(self, doc_id: object) -> bool:
+        """Whether the collection holds a document id (`doc_id in collection`)."""
+        return doc_id in self._by_id
+
     def document(self, doc_id: str) -> Document:
         """The document with this id."""
         return self._by_id[doc_id]

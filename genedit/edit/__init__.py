@@ -10,8 +10,6 @@
 from genedit.edit.context import EditSettings
 from genedit.edit.editor import Editor, rollback_model, undo_last
 from genedit.edit.methods import OPS, EditMethod, method_names, methods_for
-from genedit.model.journal import JournalEntry
+from genedit.model.journal import JournalEntry  # what every edit returns: its journal entry
 
-EditEntry = JournalEntry  # the journal entry an edit returns
-
-__all__ = ["OPS", "EditEntry", "EditMethod", "EditSettings", "Editor", "JournalEntry", "method_names", "methods_for", "rollback_model", "undo_last"]
+__all__ = ["OPS", "EditMethod", "EditSettings", "Editor", "JournalEntry", "method_names", "methods_for", "rollback_model", "undo_last"]

@@ -35,6 +35,11 @@ class Prepared:
     def __len__(self) -> int:
         return self.kv.batch
 
+    @property
+    def recorded_layers(self) -> int:
+        """How many lower decoder layers' step-0 output is recorded for reuse (`run_step`'s start_layer; 0: none)."""
+        return self._lower[0] if self._lower is not None else 0
+
     def cache(self) -> DynamicCache:
         """The cross-attention cache of these K/V, built once (read, never written, by every forward)."""
         if self._cache is None:
@@ -164,6 +169,14 @@ def read_keys(model: GenIRModel, texts: Sequence[str], sites: Sequence[Site], *,
     if not states:
         raise ValueError("no texts to read keys from")
     return {s: torch.cat(v) for s, v in keys.items()}, torch.cat(states), torch.cat(embeddings)
+
+
+def mean_readout(model: GenIRModel, texts: Sequence[str], owner: Sequence[int], n: int, *, max_length: int | None = None) -> torch.Tensor:
+    """Mean readout state [n, D] of each group's texts (owner[i]: the group of texts[i]; a group without texts: zeros)."""
+    _, states, _ = read_keys(model, texts, [], max_length=max_length)
+    index = torch.tensor(list(owner), device=states.device)
+    sums = torch.zeros(n, states.shape[1], dtype=states.dtype, device=states.device).index_add_(0, index, states)
+    return sums / torch.bincount(index, minlength=n).clamp(min=1)[:, None]
 
 
 @contextmanager

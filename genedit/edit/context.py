@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import torch
 
-from genedit.data.text import boilerplate, distinct_documents, sentences
+from genedit.data.text import boilerplate, distinct_documents
 from genedit.data.types import Collection, Document
-from genedit.edit.activations import read_keys
+from genedit.edit.activations import mean_readout, read_keys
+from genedit.edit.closed_form import second_moment
 from genedit.edit.pseudo import PseudoQueries
-from genedit.edit.solve import second_moment
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 from genedit.model.journal import TensorChange
-from genedit.train.trainer import TrainConfig, indexing_texts, row_embedding, row_views
+from genedit.model.rows import RowRecipe, indexing_texts, pseudo_queries, row_embedding, row_views
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Recorder:
 class EditSettings:
     """Shared settings of the editing context."""
 
-    targets: str = "auto"  # editing-target selection from the circuit: auto | cross_attn | mlp | both
+    targets: str = "auto"  # editing-target selection from the circuit (circuits.artifact.EDIT_SELECTIONS)
     preserve_per_doc: int = 3  # preserved texts per indexed document (its training queries first)
     max_preserved: int = 20000  # cap on preserved texts (a seeded sample beyond it)
     seed: int = 0
@@ -121,20 +122,19 @@ class EditContext:
         self.n_preserved = 0  # how many preserved texts the cached second moments average over (MEMIT's N0)
         self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
         self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
-        cfg = model.meta.get("train", {}).get("config", {})
-        self.row_tokens = int(cfg.get("row_tokens", TrainConfig.row_tokens))
-        self.query_tokens = int(cfg.get("query_tokens", TrainConfig.query_tokens))
-        self.index_tokens = int(cfg.get("index_tokens", TrainConfig.index_tokens))
-        self.temperature = float(cfg.get("temperature", TrainConfig.temperature))
+        self.recipe = RowRecipe.of(model)  # how the model's rows and inputs were made: edits make theirs alike
+        self.row_tokens = self.recipe.row_tokens
+        self.query_tokens = self.recipe.query_tokens
+        self.index_tokens = self.recipe.index_tokens
+        self.temperature = self.recipe.temperature
         # a model trained on the documents' distinct text (TrainConfig.distinct_text) is edited on it too
-        self._boilerplate = boilerplate([d.text for d in self.documents.values()]) if cfg.get("distinct_text") else None
+        self._boilerplate = boilerplate([d.text for d in self.documents.values()]) if self.recipe.distinct_text else None
 
     # --- documents and their texts ---------------------------------------------------------------
     @property
     def rows_are_embeddings(self) -> bool:
         """Whether docid rows live in the encoder's sentence-embedding space (models `genedit train` made, default recipe)."""
-        train = self.model.meta.get("train")
-        return train is not None and train.get("config", {}).get("row_init", "embedding") == "embedding"
+        return self.recipe.embedding_rows
 
     def distinct(self, docs: Sequence[Document]) -> list[Document]:
         """The documents as the model was trained on them: without the corpus's boilerplate if its recipe dropped it."""
@@ -172,7 +172,7 @@ class EditContext:
         distinct = self.distinct(docs) if self._boilerplate is not None else None  # as the trainer: two views even with no boilerplate
         return row_embedding(self.model, row_views(docs, distinct), self.row_tokens, batch_size=16)
 
-    def preserved_texts(self, exclude: set[str] = frozenset()) -> tuple[list[str], list[str]]:
+    def preserved_texts(self, exclude: AbstractSet[str] = frozenset()) -> tuple[list[str], list[str]]:
         """Texts standing for the indexed documents (training queries, then pseudo-queries) and their doc ids."""
         k = self.settings.preserve_per_doc
         texts, owners = [], []
@@ -181,7 +181,7 @@ class EditContext:
             raise ValueError("editing with this method needs the indexed corpus (its documents' text): pass corpus= (CLI: --data)")
         index = indexing_texts(self.model, docs, self.index_tokens)
         for doc, idx in zip(docs, index):
-            cands = list(self.train_queries.get(doc.id, [])) + sentences(doc.text, 2) + [idx]
+            cands = list(self.train_queries.get(doc.id, [])) + pseudo_queries(doc, 2) + [idx]
             for q in cands[:k]:
                 texts.append(q)
                 owners.append(doc.id)
@@ -218,13 +218,10 @@ class EditContext:
         """Indexed doc ids (with text) and the mean readout state of each one's preserved texts [N, D]."""
         if self._doc_states is None or self._doc_states[0] != self.decoder_version:
             texts, owners = self.preserved_texts()
-            _, states, _ = read_keys(self.model, texts, [], max_length=self.query_tokens)
             ids = list(dict.fromkeys(owners))
             pos = {d: i for i, d in enumerate(ids)}
-            index = torch.tensor([pos[o] for o in owners], device=states.device)
-            sums = torch.zeros(len(ids), states.shape[1], dtype=states.dtype, device=states.device).index_add_(0, index, states)
-            counts = torch.bincount(index, minlength=len(ids)).clamp(min=1)[:, None]
-            self._doc_states = (self.decoder_version, ids, sums / counts)
+            states = mean_readout(self.model, texts, [pos[o] for o in owners], len(ids), max_length=self.query_tokens)
+            self._doc_states = (self.decoder_version, ids, states)
         return self._doc_states[1], self._doc_states[2]
 
     # --- writing the model -------------------------------------------------------------------------
@@ -266,6 +263,15 @@ class EditContext:
         self.touch(weight, token_ids)
         with torch.no_grad():
             weight[token_ids] = rows.to(weight.device, weight.dtype)
+
+    def remove_rows(self, doc_ids: Sequence[str]) -> None:
+        """Take deleted documents out of the index and zero their rows (journalled): how every forgetting delete ends."""
+        weight = self.model.cmap.unembedding(self.model.hf).weight
+        token_ids = [int(self.model.docid_token_ids[self.model.doc_index(d)]) for d in doc_ids]
+        self.touch(weight, token_ids)
+        self.model.remove_documents(list(doc_ids))
+        with torch.no_grad():
+            weight[token_ids] = 0.0
 
     def apply_delta(self, site: Site, delta: torch.Tensor) -> None:
         """Add a weight change to a target linear (journalled)."""

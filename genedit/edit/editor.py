@@ -211,7 +211,7 @@ class Editor:
     def _check_indexed(self, ids: list[str]) -> None:
         if len(set(ids)) != len(ids):
             raise ValueError(f"document ids repeated: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")
-        missing = [d for d in ids if d not in self.model._index]
+        missing = [d for d in ids if d not in self.model]
         if missing:
             raise KeyError(f"document ids not indexed by this model: {missing[:5]}")
 

@@ -5,7 +5,7 @@ For each document (documented in README, "Editing"):
 - up to `sentences` sentences of the text with at least four words (the trainer's pseudo-queries);
 - a keyphrase query: the document's `keyphrases` highest-weighted terms under a TF-IDF model of the corpus
   (scikit-learn), joined by spaces;
-- the DSI indexing text: title plus the first 32 tokens of the text.
+- the DSI indexing text: title plus the first tokens of the text (as many as the model was trained with, `RowRecipe`).
 User-given queries come first and are always kept.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from genedit.data.text import sentences
 from genedit.data.types import Document
+from genedit.model.rows import pseudo_queries
 
 
 @dataclass
@@ -27,7 +27,6 @@ class PseudoQueries:
 
     sentences: int = 3
     keyphrases: int = 6
-    index_tokens: int = 32
     vectorizer: TfidfVectorizer | None = None
 
     def fit(self, texts: Sequence[str]) -> "PseudoQueries":
@@ -59,8 +58,7 @@ class PseudoQueries:
             cands = list((given or {}).get(doc.id, []))
             if len(doc.title.split()) >= 2:
                 cands.append(doc.title)
-            cands += sentences(doc.text, self.sentences)
+            cands += pseudo_queries(doc, self.sentences)
             cands += [key, index_text]
-            seen: set[str] = set()
-            out.append([q for q in cands if q.strip() and not (q in seen or seen.add(q))])
+            out.append(list(dict.fromkeys(q for q in cands if q.strip())))
         return out

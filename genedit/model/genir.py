@@ -173,6 +173,10 @@ class GenIRModel:
         """Vocabulary ids of the docid tokens, in docid order."""
         return self.scorer.docid_ids
 
+    def __contains__(self, docid: object) -> bool:
+        """Whether the model indexes a document id (`docid in model`)."""
+        return docid in self._index
+
     def doc_index(self, docid: str) -> int:
         """Position of a document id in the docid list (KeyError if absent)."""
         return self._index[docid]

@@ -50,12 +50,13 @@ from accelerate.utils import broadcast
 from torch import nn
 from tqdm.auto import tqdm
 
-from genedit.data.text import boilerplate, distinct_documents, sentences
-from genedit.data.types import Collection, Document
+from genedit.data.text import boilerplate, distinct_documents
+from genedit.data.types import Collection, Document, Query
 from genedit.eval.rank import hits_at, rank_of, rr_at
 from genedit.model.build import start_as_pooling
-from genedit.model.genir import Encoded, GenIRModel
+from genedit.model.genir import DocidScorer, Encoded, GenIRModel
 from genedit.model.pretrained import mean_pool
+from genedit.model.rows import RowRecipe, indexing_texts, pseudo_queries, row_embedding, row_views
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,9 @@ class TrainConfig:
 
     minutes: float | None = None  # optional wall-clock cap (encoding included); a capped run is not reproducible
     seed: int = 0
-    index_tokens: int = 32  # indexing example = title + first `index_tokens` tokens of the text
-    query_tokens: int = 48  # truncation of queries and pseudo-queries
-    row_tokens: int = 256  # text length embedded for each docid row's initialisation (what the dense teacher embeds)
+    index_tokens: int = RowRecipe.index_tokens  # indexing example = title + first `index_tokens` tokens of the text
+    query_tokens: int = RowRecipe.query_tokens  # truncation of queries and pseudo-queries
+    row_tokens: int = RowRecipe.row_tokens  # text length embedded for each docid row's initialisation (what the dense teacher embeds)
     pseudo_queries: int = 3  # sentences of each document used as extra queries for it
     indexing_ratio: float = 1.0  # indexing examples per real training query, per epoch (DSI uses 32 with few queries)
     distill_epochs: int = 6  # epochs that only match the dense teacher's ranking
@@ -79,7 +80,7 @@ class TrainConfig:
     lr_pretrained: float = 1e-4  # warm-started decoder weights
     lr_rows: float = 1e-3  # docid rows (only document-side examples move them)
     weight_decay: float = 0.0
-    temperature: float = 0.05  # teacher softmax temperature (all-MiniLM-L6-v2 was trained at scale 20)
+    temperature: float = RowRecipe.temperature  # teacher softmax temperature (all-MiniLM-L6-v2 was trained at scale 20)
     kl_weight: float = 1.0  # weight of the KL to the teacher's ranking during DSI training
     dev_fraction: float = 0.1  # share of training queries held out for early stopping (none below 10 queries: last epoch kept)
     patience: int = 14  # epochs without dev improvement before stopping (only with a dev split; 14: every epoch runs, the decayed last ones included, and the best dev epoch is kept)
@@ -116,7 +117,7 @@ RECIPES: dict[str, dict[str, object]] = {
     # issue 9: the student starts as its teacher, boilerplate-free texts, rows of 256 tokens as the dense teacher
     # embeds, twice the distillation, learning rates decayed over the DSI epochs, every epoch run, best dev epoch kept
     "default": {},
-    "distinct": {},  # the default's name while it was opt-in (0.x); kept so scripts that name it keep working
+    "distinct": {},  # alias of "default": its name while it was opt-in (one release ago), kept for the scripts that name it
     "plain": dict(PLAIN),
     "dsi": {**PLAIN, "row_init": "random", "distill_epochs": 0, "kl_weight": 0.0},
 }
@@ -156,42 +157,14 @@ class TrainResult:
         return asdict(self)
 
 
-def _truncate(tokenizer, text: str, n_tokens: int) -> str:
-    # truncating while encoding (not tokenize()[:n]) avoids the tokenizer's "longer than the maximum" warning
-    ids = tokenizer(text, truncation=True, max_length=n_tokens, add_special_tokens=False)["input_ids"]
-    return tokenizer.convert_tokens_to_string(tokenizer.convert_ids_to_tokens(ids))
-
-
-def indexing_texts(model: GenIRModel, docs: Sequence[Document], n_tokens: int) -> list[str]:
-    """DSI indexing inputs: title plus the first n_tokens tokens of each document's text."""
-    return [f"{d.title}. {_truncate(model.tokenizer, d.text, n_tokens)}" if d.title else _truncate(model.tokenizer, d.text, n_tokens) for d in docs]
-
-
 @dataclass
-class _Pool:
+class TrainingPool:
     """Cached encoder states of every training input, with its target doc and kind."""
 
     enc: Encoded
     target: torch.Tensor  # model row of the target document (GenIRModel.doc_index)
     is_query: torch.Tensor  # bool: a real query (must not move docid rows)
     teacher: torch.Tensor  # normalised mean-pooled encoder state [n, D]
-
-
-def row_views(docs: Sequence[Document], distinct: Sequence[Document] | None) -> list[list[str]]:
-    """Texts each docid row embeds: the text as written and, for `distinct_text` models, the same documents' distinct text."""
-    views = [[d.indexing_text() for d in docs]]
-    if distinct is not None:
-        views.append([d.indexing_text() for d in distinct])
-    return views
-
-
-def row_embedding(model: GenIRModel, views: Sequence[Sequence[str]], max_length: int, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-    """Docid rows [n, D]: the normalised mean of the sentence embeddings of each document's views (texts of it)."""
-    embs = []
-    for texts in views:
-        enc = model.encode(list(texts), max_length=max_length, batch_size=batch_size, progress=progress)
-        embs.append(F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1))
-    return embs[0] if len(embs) == 1 else F.normalize(torch.stack(embs).sum(0), dim=-1)  # one view: exactly as before
 
 
 def _gather_shares(accelerator: Accelerator, share: list[int], parts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -226,10 +199,11 @@ def _encode(model: GenIRModel, texts: list[str], max_len: int, batch: int, accel
     return Encoded(hidden, mask)
 
 
-def _encode_pool(model: GenIRModel, texts: list[str], targets: list[int], is_query: list[bool], max_len: int, batch: int, accelerator: Accelerator | None = None) -> _Pool:
+def encode_pool(model: GenIRModel, texts: list[str], targets: list[int], is_query: list[bool], max_len: int, batch: int, accelerator: Accelerator | None = None) -> TrainingPool:
+    """Training inputs encoded once: texts with their target rows, kinds and dense-teacher vectors."""
     enc = _encode(model, texts, max_len, batch, accelerator)
     teacher = F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1)
-    return _Pool(enc, torch.tensor(targets), torch.tensor(is_query), teacher)
+    return TrainingPool(enc, torch.tensor(targets), torch.tensor(is_query), teacher)
 
 
 def _measures(rank: torch.Tensor) -> tuple[float, float, float]:
@@ -237,7 +211,7 @@ def _measures(rank: torch.Tensor) -> tuple[float, float, float]:
     return hits_at(rank, 1).mean().item(), hits_at(rank, 10).mean().item(), rr_at(rank, 10).mean().item()
 
 
-def _evaluate(model: GenIRModel, enc: Encoded, targets: torch.Tensor) -> tuple[float, float, float]:
+def dev_scores(model: GenIRModel, enc: Encoded, targets: torch.Tensor) -> tuple[float, float, float]:
     """Hits@1, hits@10 and MRR@10 of encoded queries against target rows [B] or a relevance mask [B, N]."""
     return _measures(rank_of(model.scores(enc), targets))
 
@@ -249,7 +223,7 @@ class _TrainLogits(nn.Module):
     enter through the logits, outside `DocidScorer.forward`).
     """
 
-    def __init__(self, scorer: nn.Module) -> None:
+    def __init__(self, scorer: DocidScorer) -> None:
         super().__init__()
         self.scorer = scorer
 
@@ -277,7 +251,8 @@ def _param_groups(model: GenIRModel, cfg: TrainConfig, fresh: set[str]) -> tuple
     """Optimizer groups: fresh decoder weights, warm-started decoder weights, docid rows (the unembedding)."""
     unembed = model.cmap.unembedding(model.hf).weight
     encoder_ids = {id(p) for p in model.hf.get_encoder().parameters()}
-    new, old = [], []
+    new: list[nn.Parameter] = []
+    old: list[nn.Parameter] = []
     for name, p in model.hf.named_parameters():
         if p is unembed or id(p) in encoder_ids:
             continue
@@ -307,6 +282,14 @@ def fresh_parameters(model: GenIRModel) -> set[str]:
     return set(model.meta.get("fresh_parameters", []))
 
 
+_ACCELERATE_SINGLETONS = (AcceleratorState, PartialState, GradientState)
+
+
+def accelerate_state_exists() -> bool:
+    """Whether accelerate's process-wide state exists (a launcher set it up, or a run has not dropped it yet)."""
+    return any(cls._shared_state for cls in _ACCELERATE_SINGLETONS)
+
+
 @contextmanager
 def _no_global_state(model: GenIRModel) -> Iterator[None]:
     """Restore what a run changes outside its result: RNG states, requires_grad flags, accelerate's singletons."""
@@ -314,7 +297,7 @@ def _no_global_state(model: GenIRModel) -> Iterator[None]:
     flags = {name: p.requires_grad for name, p in model.hf.named_parameters()}
     # accelerate keeps process-wide state (device, cpu flag); a run that created it drops it, so a later run on another
     # device starts clean (accelerate's own reset is a private `_shared_state.clear()`; no public API exists)
-    singletons = [AcceleratorState, PartialState, GradientState]
+    singletons = list(_ACCELERATE_SINGLETONS)
     created = [not cls._shared_state for cls in singletons]
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     try:
@@ -363,25 +346,111 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
 
 
 def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: str) -> TrainResult:
+    """The run: index the documents, build the inputs, set up the optimizer, train epoch by epoch, keep the best."""
     t0 = time.monotonic()
-    deadline = t0 + cfg.minutes * 60 if cfg.minutes is not None else math.inf
-    accelerator = Accelerator(cpu=model.device.type == "cpu")
-    world, rank = accelerator.num_processes, accelerator.process_index
-    parallel = world > 1
+    run = _Launch(Accelerator(cpu=model.device.type == "cpu"), t0 + cfg.minutes * 60 if cfg.minutes is not None else math.inf)
+    if run.parallel:
+        model.to(run.accelerator.device)  # a GPU per process; CPU processes stay where they are
+    if not collection.documents:
+        raise ValueError(f"collection {collection.name!r} has no documents")
+    docs, teacher_rows = _index_documents(model, collection.documents, cfg, run)
+    rng = random.Random(cfg.seed)
+    dev_pairs, train_pairs = _split_queries(collection, split, cfg, rng)
+    inputs = _training_inputs(model, docs, train_pairs, cfg, run)
+    dev = _DevSplit.build(model, dev_pairs, cfg, run)
+    run.note(logging.INFO, "training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", inputs.n_queries, inputs.n_pseudo, len(docs), len(dev_pairs))
+    result = TrainResult(cfg, n_train_queries=inputs.n_queries, n_dev_queries=len(dev_pairs), n_docs=len(docs), processes=run.world)
+    opt = _Optimization.build(model, cfg, run, teacher_rows)
+    result.start_dev = dev.scores(model, run)
+    best = _Best(result.start_dev, model, bool(dev_pairs))
+    if dev_pairs:
+        run.note(logging.INFO, "start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
+    else:
+        run.note(logging.INFO, "no dev split (fewer than 10 training queries): no early stopping, the last epoch is kept")
+    seen = 0  # examples this process stepped on
+    if run.rank:
+        # other processes draw other dropout masks (accelerate's set_seed(device_specific=True), without reseeding numpy's
+        # global stream, which train() leaves alone); the main process keeps one process's stream, and its epoch order
+        # is everyone's (run.shared_order)
+        torch.manual_seed(cfg.seed + run.rank)
+    for epoch in range(cfg.max_epochs):
+        if run.out_of_time():
+            run.note(logging.WARNING, "wall-clock cap of %s minutes reached after %d epochs: this run is not reproducible", cfg.minutes, epoch)
+            result.truncated = True
+            break
+        e0 = time.monotonic()
+        distill = epoch < cfg.distill_epochs
+        loss, count, truncated = _run_epoch(model, cfg, run, inputs, opt, rng, epoch, len(docs))
+        result.truncated = result.truncated or truncated
+        seen += count
+        model.hf.eval()
+        scores = dev.scores(model, run)
+        result.history.append(EpochLog(epoch, "distill" if distill else "dsi", loss, *scores, time.monotonic() - e0))
+        run.note(logging.INFO, "epoch %d (%s): loss %.4f dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f (%.0fs)", epoch, result.history[-1].phase, loss, *scores, time.monotonic() - e0)
+        if best.stop_after(epoch, scores, distill, cfg.patience, model):
+            run.note(logging.INFO, "early stop: no dev improvement for %d epochs", best.bad_epochs)
+            break
+    best.restore(model)
+    model.hf.eval()
+    result.examples_per_process = [seen]
+    if run.parallel:
+        result.examples_per_process = run.accelerator.gather(torch.tensor([seen], device=run.accelerator.device)).tolist()
+        run.accelerator.free_memory()  # drop the DDP wrapper (and its gradient hooks) now, not at some later collection
+    result.best_epoch = best.epoch
+    result.seconds = time.monotonic() - t0
+    _record(model, cfg, result, run.world)
+    return result
 
-    def note(level: int, msg: str, *args: object) -> None:
+
+@dataclass
+class _Launch:
+    """This process's place in the run: accelerate's view of the launch and the wall-clock deadline."""
+
+    accelerator: Accelerator
+    deadline: float
+
+    @property
+    def world(self) -> int:
+        """Processes that train together."""
+        return self.accelerator.num_processes
+
+    @property
+    def rank(self) -> int:
+        """This process's index."""
+        return self.accelerator.process_index
+
+    @property
+    def parallel(self) -> bool:
+        """Whether several processes train together."""
+        return self.world > 1
+
+    @property
+    def shared(self) -> Accelerator | None:
+        """The share-and-gather helpers' accelerator: None runs one process's code."""
+        return self.accelerator if self.parallel else None
+
+    def note(self, level: int, msg: str, *args: object) -> None:
         """Log once, from the main process (accelerate's logger would also prefix every record with its rank)."""
-        if accelerator.is_main_process:
+        if self.accelerator.is_main_process:
             log.log(level, msg, *args)
 
-    shared = accelerator if parallel else None  # the share-and-gather helpers' accelerator: None runs one process's code
-    if parallel:
-        model.to(accelerator.device)  # a GPU per process; CPU processes stay where they are
-    docs = collection.documents
-    if not docs:
-        raise ValueError(f"collection {collection.name!r} has no documents")
+    def out_of_time(self) -> bool:
+        """Whether the wall-clock cap is reached (the main process decides for everyone: clocks differ)."""
+        late = time.monotonic() > self.deadline
+        if self.parallel and self.deadline != math.inf:
+            late = bool(broadcast(torch.tensor([int(late)], device=self.accelerator.device), from_process=0).item())
+        return late
 
-    # 1. docid rows = sentence embeddings of the documents (frozen encoder, mean pooling)
+    def shared_order(self, values: list[int]) -> list[int]:
+        """The main process's draw (dropout leaves every process's random stream in another state)."""
+        if not self.parallel:
+            return values
+        return broadcast(torch.tensor(values, dtype=torch.long, device=self.accelerator.device), from_process=0).tolist()
+
+
+def _index_documents(model: GenIRModel, docs: list[Document], cfg: TrainConfig, run: _Launch) -> tuple[list[Document], torch.Tensor]:
+    """Start the decoder, add one docid row per document; returns the documents as training sees them and the teacher's rows."""
+    # docid rows = sentence embeddings of the documents (frozen encoder, mean pooling)
     model.hf.eval()
     if cfg.decoder_init == "pooling":
         start_as_pooling(model, fresh_parameters(model))
@@ -391,10 +460,10 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         docs = distinct
 
     def row_embeddings(items: list[int]) -> list[torch.Tensor]:
-        return [row_embedding(model, [[v[i] for i in items] for v in views], cfg.row_tokens, progress=accelerator.is_local_main_process)]
+        return [row_embedding(model, [[v[i] for i in items] for v in views], cfg.row_tokens, progress=run.accelerator.is_local_main_process)]
 
-    (rows,) = _shared(shared, len(docs), row_embeddings)
-    held = [d.id for d in docs if d.id in model._index]
+    (rows,) = _shared(run.shared, len(docs), row_embeddings)
+    held = [d.id for d in docs if d.id in model]
     if held:
         raise ValueError(f"the model already holds {len(held)} of these documents (e.g. {held[:3]}); train() indexes new documents: use a fresh base model or one without them")
     if cfg.row_init == "embedding":
@@ -405,163 +474,202 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         model.add_documents([d.id for d in docs], F.normalize(torch.randn(rows.shape, generator=gen, device=rows.device), dim=-1))
         doc_rows = model.docid_rows().detach().clone()
         doc_rows[[model.doc_index(d.id) for d in docs]] = rows.to(doc_rows.dtype)  # the dense teacher still reads embeddings
+    return docs, F.normalize(doc_rows, dim=-1)
 
-    # 2. training inputs: queries (train/dev), pseudo-queries, indexing texts
+
+def _split_queries(collection: Collection, split: str, cfg: TrainConfig, rng: random.Random) -> tuple[list[tuple[Query, set[str]]], list[tuple[Query, set[str]]]]:
+    """The split's (query, relevant docs) pairs, shuffled, as (dev, train): no dev split below 10 queries."""
     pairs = collection.split(split)
-    rng = random.Random(cfg.seed)
     rng.shuffle(pairs)
     n_dev = max(1, int(len(pairs) * cfg.dev_fraction)) if len(pairs) >= 10 else 0
-    dev_pairs, train_pairs = pairs[:n_dev], pairs[n_dev:]
+    return pairs[:n_dev], pairs[n_dev:]
+
+
+@dataclass
+class _Inputs:
+    """The encoded training inputs: queries and pseudo-queries (one pool), indexing texts (another)."""
+
+    pool: TrainingPool
+    index_pool: TrainingPool
+    n_queries: int
+    n_pseudo: int
+    n_index: int  # indexing examples drawn per epoch
+
+    def batches(self, run: _Launch, rng: random.Random, n_docs: int, batch_size: int) -> list[tuple[str, list[int]]]:
+        """One epoch's batches of both pools, length-bucketed, in the main process's shuffled order."""
+        order = run.shared_order(torch.randperm(len(self.pool.target)).tolist())
+        idx_order = run.shared_order(torch.randint(n_docs, (self.n_index,)).tolist())
+        batches = [("pool", b) for b in length_batches(order, self.pool.enc.mask.sum(1).tolist(), batch_size)]
+        batches += [("index", b) for b in length_batches(idx_order, self.index_pool.enc.mask.sum(1).tolist(), batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+
+def _training_inputs(model: GenIRModel, docs: list[Document], train_pairs: list[tuple[Query, set[str]]], cfg: TrainConfig, run: _Launch) -> _Inputs:
+    """Training queries, pseudo-queries and indexing texts with their target rows, encoded once (the encoder is frozen)."""
     q_texts, q_targets = [], []
     for q, rel in train_pairs:
         for d in sorted(rel):
             q_texts.append(q.text)
             q_targets.append(model.doc_index(d))
-    d_texts, d_targets = [], []
-    for d in docs:
-        d_texts += sentences(d.text, cfg.pseudo_queries)
-        d_targets += [model.doc_index(d.id)] * (len(d_texts) - len(d_targets))
+    d_texts: list[str] = []
+    d_targets: list[int] = []
+    for doc in docs:
+        d_texts += pseudo_queries(doc, cfg.pseudo_queries)
+        d_targets += [model.doc_index(doc.id)] * (len(d_texts) - len(d_targets))
     n_index = int(round(cfg.indexing_ratio * max(len(q_texts), 1)))
     index_texts = indexing_texts(model, docs, cfg.index_tokens)
-    pool = _encode_pool(model, q_texts + d_texts, q_targets + d_targets, [True] * len(q_texts) + [False] * len(d_texts), cfg.query_tokens, cfg.batch_size, shared)
-    index_pool = _encode_pool(model, index_texts, [model.doc_index(d.id) for d in docs], [False] * len(docs), cfg.index_tokens + 16, cfg.batch_size, shared)
-    if dev_pairs:
-        dev_share = list(range(len(dev_pairs)))
-        if parallel:  # each process scores its share of the dev queries; the ranks are gathered
-            with accelerator.split_between_processes(dev_share, apply_padding=True) as mine:
-                dev_share = mine
-        dev_enc = model.encode([dev_pairs[i][0].text for i in dev_share], max_length=cfg.query_tokens)
-        dev_t = torch.zeros(len(dev_share), model.n_docs, dtype=torch.bool)  # relevance over the model's rows
-        for row, i in enumerate(dev_share):
-            dev_t[row, [model.doc_index(d) for d in dev_pairs[i][1]]] = True
-    note(logging.INFO, "training inputs: %d queries, %d pseudo-queries, %d indexing texts, %d dev queries", len(q_texts), len(d_texts), len(docs), len(dev_pairs))
+    pool = encode_pool(model, q_texts + d_texts, q_targets + d_targets, [True] * len(q_texts) + [False] * len(d_texts), cfg.query_tokens, cfg.batch_size, run.shared)
+    index_pool = encode_pool(model, index_texts, [model.doc_index(d.id) for d in docs], [False] * len(docs), cfg.index_tokens + 16, cfg.batch_size, run.shared)
+    return _Inputs(pool, index_pool, len(q_texts), len(d_texts), n_index)
 
-    result = TrainResult(cfg, n_train_queries=len(q_texts), n_dev_queries=len(dev_pairs), n_docs=len(docs), processes=world)
-    groups, row_param = _param_groups(model, cfg, fresh_parameters(model))
-    model.hf.get_encoder().requires_grad_(False)  # its states are cached above: it cannot learn here
-    row_param.requires_grad_(True)  # T5 and BART tie it to the encoder's input embedding: their docid rows still train
-    bias = getattr(model.cmap.unembedding(model.hf), "bias", None)  # BERT's prediction-head bias (BART's is a buffer)
-    if isinstance(bias, nn.Parameter):
-        bias.requires_grad_(False)  # never trained (detached in the logits): DDP must not wait for a gradient of it
-    frozen_rows = _encoder_read_rows(model)
-    # the fused kernel (CPU and CUDA) takes ~40% off a CPU step: AdamW over the 30k-row tied embedding dominates
-    fused = model.device.type in ("cpu", "cuda")
-    optimizer = torch.optim.AdamW(groups + [{"params": [row_param], "lr": cfg.lr_rows, "weight_decay": 0.0}], weight_decay=cfg.weight_decay, fused=fused)
-    step, optimizer = accelerator.prepare(_TrainLogits(model.scorer), optimizer)  # several processes: DDP averages gradients
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    teacher_rows = F.normalize(doc_rows, dim=-1)
 
-    def score_dev() -> tuple[float, float, float]:
-        if not dev_pairs:
+@dataclass
+class _DevSplit:
+    """This process's share of the dev queries, encoded, with their relevance over the model's rows."""
+
+    share: list[int]
+    enc: Encoded | None
+    relevant: torch.Tensor | None
+
+    @classmethod
+    def build(cls, model: GenIRModel, pairs: list[tuple[Query, set[str]]], cfg: TrainConfig, run: _Launch) -> "_DevSplit":
+        """Encode the dev queries (each process its share)."""
+        if not pairs:
+            return cls([], None, None)
+        share = list(range(len(pairs)))
+        if run.parallel:  # each process scores its share of the dev queries; the ranks are gathered
+            with run.accelerator.split_between_processes(share, apply_padding=True) as mine:
+                share = mine
+        enc = model.encode([pairs[i][0].text for i in share], max_length=cfg.query_tokens)
+        relevant = torch.zeros(len(share), model.n_docs, dtype=torch.bool)  # relevance over the model's rows
+        for row, i in enumerate(share):
+            relevant[row, [model.doc_index(d) for d in pairs[i][1]]] = True
+        return cls(share, enc, relevant)
+
+    def scores(self, model: GenIRModel, run: _Launch) -> tuple[float, float, float]:
+        """Dev Hits@1, Hits@10 and MRR@10 over every process's share (zeros without a dev split)."""
+        if self.enc is None or self.relevant is None:
             return (0.0, 0.0, 0.0)
-        if not parallel:
-            return _evaluate(model, dev_enc, dev_t)
-        (ranks,) = _gather_shares(accelerator, dev_share, [rank_of(model.scores(dev_enc), dev_t.to(model.device))])
+        if not run.parallel:
+            return dev_scores(model, self.enc, self.relevant)
+        (ranks,) = _gather_shares(run.accelerator, self.share, [rank_of(model.scores(self.enc), self.relevant.to(model.device))])
         return _measures(ranks)
 
-    def out_of_time() -> bool:
-        late = time.monotonic() > deadline
-        if parallel and deadline != math.inf:  # clocks differ: the main process decides for everyone
-            late = bool(broadcast(torch.tensor([int(late)], device=accelerator.device), from_process=0).item())
-        return late
 
-    def shared_order(values: list[int]) -> list[int]:
-        """The main process's draw (dropout leaves every process's random stream in another state)."""
-        if not parallel:
-            return values
-        return broadcast(torch.tensor(values, dtype=torch.long, device=accelerator.device), from_process=0).tolist()
+@dataclass
+class _Optimization:
+    """What steps: the (DDP-wrapped) training forward, AdamW over the groups, the docid rows and the teacher's rows."""
 
-    pool_lengths = pool.enc.mask.sum(1).tolist()
-    index_lengths = index_pool.enc.mask.sum(1).tolist()
-    result.start_dev = score_dev()
-    best = (result.start_dev[1] + result.start_dev[2], -1)
-    if dev_pairs:
-        best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
-        note(logging.INFO, "start: dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f", *result.start_dev)
-    else:
-        note(logging.INFO, "no dev split (fewer than 10 training queries): no early stopping, the last epoch is kept")
-    bad_epochs = 0
-    seen = 0  # examples this process stepped on
-    if rank:
-        # other processes draw other dropout masks (accelerate's set_seed(device_specific=True), without reseeding numpy's
-        # global stream, which train() leaves alone); the main process keeps one process's stream, and its epoch order
-        # is everyone's (shared_order)
-        torch.manual_seed(cfg.seed + rank)
-    for epoch in range(cfg.max_epochs):
-        if out_of_time():
-            note(logging.WARNING, "wall-clock cap of %s minutes reached after %d epochs: this run is not reproducible", cfg.minutes, epoch)
-            result.truncated = True
+    step: nn.Module
+    optimizer: torch.optim.Optimizer
+    row_param: nn.Parameter
+    frozen_rows: torch.Tensor | None
+    base_lrs: list[float]
+    teacher_rows: torch.Tensor
+
+    @classmethod
+    def build(cls, model: GenIRModel, cfg: TrainConfig, run: _Launch, teacher_rows: torch.Tensor) -> "_Optimization":
+        """Freeze the encoder and the output bias, group the trained weights, prepare forward and optimizer for the launch."""
+        groups, row_param = _param_groups(model, cfg, fresh_parameters(model))
+        model.hf.get_encoder().requires_grad_(False)  # its states are cached: it cannot learn here
+        row_param.requires_grad_(True)  # T5 and BART tie it to the encoder's input embedding: their docid rows still train
+        bias = getattr(model.cmap.unembedding(model.hf), "bias", None)  # BERT's prediction-head bias (BART's is a buffer)
+        if isinstance(bias, nn.Parameter):
+            bias.requires_grad_(False)  # never trained (detached in the logits): DDP must not wait for a gradient of it
+        frozen_rows = _encoder_read_rows(model)
+        # the fused kernel (CPU and CUDA) takes ~40% off a CPU step: AdamW over the 30k-row tied embedding dominates
+        fused = model.device.type in ("cpu", "cuda")
+        optimizer = torch.optim.AdamW(groups + [{"params": [row_param], "lr": cfg.lr_rows, "weight_decay": 0.0}], weight_decay=cfg.weight_decay, fused=fused)
+        step, optimizer = run.accelerator.prepare(_TrainLogits(model.scorer), optimizer)  # several processes: DDP averages gradients
+        return cls(step, optimizer, row_param, frozen_rows, [g["lr"] for g in optimizer.param_groups], teacher_rows)
+
+    def decay(self, cfg: TrainConfig, epoch: int, progress_in_epoch: float) -> None:
+        """Set every group's rate on the cosine decay over the DSI epochs."""
+        progress = (epoch - cfg.distill_epochs + progress_in_epoch) / max(cfg.max_epochs - cfg.distill_epochs, 1)
+        for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _run_epoch(model: GenIRModel, cfg: TrainConfig, run: _Launch, inputs: _Inputs, opt: _Optimization, rng: random.Random, epoch: int, n_docs: int) -> tuple[float, int, bool]:
+    """One epoch of steps; returns its mean loss (over the global batches), this process's example count, whether the cap cut it."""
+    distill = epoch < cfg.distill_epochs
+    batches = inputs.batches(run, rng, n_docs, cfg.batch_size)
+    model.hf.train()
+    total, count, truncated = 0.0, 0, False
+    for b_i, (kind, idx) in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not run.accelerator.is_local_main_process)):
+        if cfg.lr_decay and not distill:
+            opt.decay(cfg, epoch, b_i / len(batches))
+        if run.out_of_time():
+            truncated = True
             break
-        distill = epoch < cfg.distill_epochs
-        e0 = time.monotonic()
-        order = shared_order(torch.randperm(len(pool.target)).tolist())
-        idx_order = shared_order(torch.randint(len(docs), (n_index,)).tolist())
-        batches = [("pool", b) for b in length_batches(order, pool_lengths, cfg.batch_size)]
-        batches += [("index", b) for b in length_batches(idx_order, index_lengths, cfg.batch_size)]
-        rng.shuffle(batches)
-        model.hf.train()
-        total, count = 0.0, 0
-        for b_i, (kind, idx) in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not accelerator.is_local_main_process)):
-            if cfg.lr_decay and not distill:
-                progress = (epoch - cfg.distill_epochs + b_i / len(batches)) / max(cfg.max_epochs - cfg.distill_epochs, 1)
-                for g, lr in zip(optimizer.param_groups, base_lrs):
-                    g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * progress))
-            if out_of_time():
-                result.truncated = True
-                break
-            src = pool if kind == "pool" else index_pool
-            mine, weight = idx, 1.0
-            if parallel:
-                # every world-th example: the batch is length-sorted, so each process gets short and long inputs alike.
-                # DDP averages the processes' gradients; weighting each mean loss by its share of the global batch makes
-                # that average the gradient of the global batch's mean loss, uneven shares included
-                mine = idx[rank::world]
-                weight = len(mine) * world / len(idx)
-            index = torch.tensor(mine or idx[:1])  # a process without a share still joins the all-reduce, with weight 0
-            part = src.enc.select(index)
-            is_q = src.is_query[index].to(model.device)
-            # retrieval's logits (output bias included, frozen); real queries see detached rows: they train the
-            # decoder, never the document rows
-            logits = step(part.hidden, part.mask, is_q)
-            teacher = F.softmax(src.teacher[index] @ teacher_rows.T / cfg.temperature, dim=-1)
-            kl = F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
-            loss = kl if distill else F.cross_entropy(logits, src.target[index].to(logits.device)) + cfg.kl_weight * kl
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss * weight if parallel else loss)
-            if distill:
-                row_param.grad = None
-            elif frozen_rows is not None and row_param.grad is not None:
-                row_param.grad[frozen_rows] = 0.0  # exactly 0: Adam leaves these rows bit-identical
-            optimizer.step()
-            total += loss.item() * len(mine)
-            count += len(mine)
-        seen += count
-        if parallel:  # the epoch's loss over the global batches
-            total, count = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), reduction="sum").tolist()
-        model.hf.eval()
-        dev = score_dev()
-        result.history.append(EpochLog(epoch, "distill" if distill else "dsi", total / max(count, 1), *dev, time.monotonic() - e0))
-        note(logging.INFO, "epoch %d (%s): loss %.4f dev hits@1 %.3f hits@10 %.3f mrr@10 %.3f (%.0fs)", epoch, result.history[-1].phase, total / max(count, 1), *dev, time.monotonic() - e0)
-        if not dev_pairs:
-            best = (0.0, epoch)
-        elif dev[1] + dev[2] > best[0] + 1e-9:
-            best = (dev[1] + dev[2], epoch)
-            best_state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
-            bad_epochs = 0
+        loss, n = _step(model, cfg, run, inputs.pool if kind == "pool" else inputs.index_pool, idx, opt, distill)
+        total += loss * n
+        count += n
+    seen = count
+    if run.parallel:  # the epoch's loss over the global batches
+        total, count = run.accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=run.accelerator.device), reduction="sum").tolist()
+    return total / max(count, 1), seen, truncated
+
+
+def _step(model: GenIRModel, cfg: TrainConfig, run: _Launch, src: TrainingPool, idx: list[int], opt: _Optimization, distill: bool) -> tuple[float, int]:
+    """One optimizer step on this process's share of a global batch; returns its loss and how many examples it had."""
+    mine, weight = idx, 1.0
+    if run.parallel:
+        # every world-th example: the batch is length-sorted, so each process gets short and long inputs alike.
+        # DDP averages the processes' gradients; weighting each mean loss by its share of the global batch makes
+        # that average the gradient of the global batch's mean loss, uneven shares included
+        mine = idx[run.rank :: run.world]
+        weight = len(mine) * run.world / len(idx)
+    index = torch.tensor(mine or idx[:1])  # a process without a share still joins the all-reduce, with weight 0
+    part = src.enc.select(index)
+    is_q = src.is_query[index].to(model.device)
+    # retrieval's logits (output bias included, frozen); real queries see detached rows: they train the
+    # decoder, never the document rows
+    logits = opt.step(part.hidden, part.mask, is_q)
+    teacher = F.softmax(src.teacher[index] @ opt.teacher_rows.T / cfg.temperature, dim=-1)
+    kl = F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
+    loss = kl if distill else F.cross_entropy(logits, src.target[index].to(logits.device)) + cfg.kl_weight * kl
+    opt.optimizer.zero_grad(set_to_none=True)
+    run.accelerator.backward(loss * weight if run.parallel else loss)
+    if distill:
+        opt.row_param.grad = None
+    elif opt.frozen_rows is not None and opt.row_param.grad is not None:
+        opt.row_param.grad[opt.frozen_rows] = 0.0  # exactly 0: Adam leaves these rows bit-identical
+    opt.optimizer.step()
+    return loss.item(), len(mine)
+
+
+class _Best:
+    """Early stopping: the best dev epoch so far and its weights (without a dev split: the last epoch)."""
+
+    def __init__(self, start: tuple[float, float, float], model: GenIRModel, has_dev: bool) -> None:
+        self.has_dev = has_dev
+        self.score, self.epoch = start[1] + start[2], -1
+        self.state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()} if has_dev else None
+        self.bad_epochs = 0
+
+    def stop_after(self, epoch: int, dev: tuple[float, float, float], distill: bool, patience: int, model: GenIRModel) -> bool:
+        """Take in an epoch's dev scores (keeping its weights if best); whether patience ran out."""
+        if not self.has_dev:
+            self.epoch = epoch
+        elif dev[1] + dev[2] > self.score + 1e-9:
+            self.score, self.epoch = dev[1] + dev[2], epoch
+            self.state = {k: v.detach().clone() for k, v in model.hf.state_dict().items()}
+            self.bad_epochs = 0
         elif not distill:
-            bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                note(logging.INFO, "early stop: no dev improvement for %d epochs", bad_epochs)
-                break
-    if dev_pairs:
-        model.hf.load_state_dict(best_state)
-    model.hf.eval()
-    result.examples_per_process = [seen]
-    if parallel:
-        result.examples_per_process = accelerator.gather(torch.tensor([seen], device=accelerator.device)).tolist()
-        accelerator.free_memory()  # drop the DDP wrapper (and its gradient hooks) now, not at some later collection
-    result.best_epoch = best[1]
-    result.seconds = time.monotonic() - t0
+            self.bad_epochs += 1
+            return self.bad_epochs >= patience
+        return False
+
+    def restore(self, model: GenIRModel) -> None:
+        """Load the best epoch's weights (nothing to do without a dev split)."""
+        if self.state is not None:
+            model.hf.load_state_dict(self.state)
+
+
+def _record(model: GenIRModel, cfg: TrainConfig, result: TrainResult, world: int) -> None:
+    """Write what the run was into the model's metadata (saved with it; editing reads the config)."""
     model.meta["train"] = {
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
@@ -574,4 +682,3 @@ def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: s
         "processes": world,
         "examples_per_process": result.examples_per_process,
     }
-    return result

@@ -159,3 +159,18 @@ def test_kill_9_during_add_leaves_a_loadable_model(setup):
         assert fingerprint in (base, after)
         seen.add(fingerprint)
     assert base in seen  # at least one kill landed before the commit point
+
+
+def test_inputs_may_be_pipes_or_standard_input(setup):
+    """`--docs <(...)` (a pipe) and `-` (standard input) are read like files, as Unix tools read them."""
+    root, _ = setup
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    added = root / "piped"
+    script = f'{sys.executable} -m genedit add --model {root / "model"} --out {added} --data {root / "data"} --method row --docs <(cat {root / "new.jsonl"})'
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert GenIRModel.load(added).n_docs == 24
+    cmd = [sys.executable, "-m", "genedit", "delete", "--model", str(added), "--ids-file", "-", "--method", "mask"]
+    proc = subprocess.run(cmd, env=env, input="d020\nd021\n", capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert GenIRModel.load(added).n_docs == 22 and "d020" not in GenIRModel.load(added).docids

@@ -30,7 +30,7 @@ def test_bm25_finds_planted_matches_and_is_registered():
 def test_bm25_score_matches_the_lucene_formula():
     coll = lexical_collection()
     r = BM25Retriever.from_collection(coll, stopwords=None)
-    tokens = r._tokens([d.indexing_text() for d in coll.documents])
+    tokens = r.tokens([d.indexing_text() for d in coll.documents])
     n, avgdl = len(tokens), sum(len(t) for t in tokens) / len(tokens)
     df = sum(1 for t in tokens if "quokka" in t)
     idf = math.log(1 + (n - df + 0.5) / (df + 0.5))

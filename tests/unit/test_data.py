@@ -20,6 +20,9 @@ from genedit.data import (
     load_beir,
     load_collection,
     load_ir_datasets,
+    read_corpus,
+    read_doc_queries,
+    read_ids,
     synthetic_collection,
     write_beir,
 )
@@ -359,3 +362,29 @@ def test_bundled_corpus_meta() -> None:
     assert meta["python_version"].startswith("3.")
     assert meta["documents"] >= 2000
     assert "PSF" in meta["license"]
+
+
+# --- inputs that are not regular files: '-' and pipes (`genedit add --docs <(...)`) ------------------------------
+def test_pipe_and_stdin_inputs_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import os
+    import threading
+
+    corpus = '{"_id": "a", "title": "T", "text": "alpha"}\n{"_id": "b", "text": "beta"}\n'
+    fifo = tmp_path / "docs.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(corpus))
+    writer.start()
+    assert [d.id for d in read_corpus(fifo)] == ["a", "b"]  # a regular-file check called a pipe "not found"
+    writer.join()
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b'{"doc": "a", "text": "first"}\n')))
+    assert read_doc_queries("-", {"a", "b"}) == {"a": ["first"]}
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b" a \n\nb\n")))
+    assert read_ids("-") == ["a", "b"]
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b'{"_id": "a"}\n')))
+    with pytest.raises(DataError, match=r"^<stdin>, line 1: missing field 'text'"):
+        read_corpus("-")
+    with pytest.raises(DataError, match="is a directory"):
+        read_ids(tmp_path)
+    with pytest.raises(DataError, match="file not found"):
+        read_ids(tmp_path / "absent.txt")

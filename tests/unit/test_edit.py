@@ -11,7 +11,7 @@ from edit_support import TARGETS, edit_model, top1
 from genedit.data.types import Document
 from genedit.edit import Editor, methods_for, rollback_model
 from genedit.edit.activations import prepare, run_step
-from genedit.edit.solve import null_space, second_moment, solve_update
+from genedit.edit.closed_form import null_space, second_moment, solve_update
 from genedit.model.build import TINY_ARCHS, TinySpec, tiny_model
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
@@ -99,7 +99,7 @@ def test_reusing_the_lower_layers_gives_the_full_forward_exactly(arch, collectio
     for got in (first, reused):
         for a, b in zip(got, full):
             assert torch.equal(a, b)
-    assert batch._lower is not None and all("forward" not in model.cmap.layer_module(model.hf, i).__dict__ for i in range(2))
+    assert batch.recorded_layers == 1 and all("forward" not in model.cmap.layer_module(model.hf, i).__dict__ for i in range(2))
     with pytest.raises(ValueError, match="below start_layer"):
         run_step(model, batch, capture=[Site(0, "mlp")], start_layer=1)
 
@@ -154,10 +154,10 @@ def test_rollback_through_a_hundred_mixed_edits_returns_the_original_model(colle
         if i % 3 == 2 and model.n_docs > 5:
             ed.delete([model.docids[i % model.n_docs]], method="mask" if i % 2 else "rank-one")
         elif i % 5 == 4:
-            doc = collection.document(model.docids[0]) if model.docids[0] in collection._by_id else extra[0]
+            doc = collection.document(model.docids[0]) if model.docids[0] in collection else extra[0]
             ed.update([Document(doc.id, doc.title, doc.text + f" revision {i}")], method="row")
         else:
-            ed.add([extra[i % 60]] if extra[i % 60].id not in model._index else [Document(f"y{i}", "", f"another {i}")], method="rank-one" if i % 4 == 0 else "row")
+            ed.add([extra[i % 60]] if extra[i % 60].id not in model else [Document(f"y{i}", "", f"another {i}")], method="rank-one" if i % 4 == 0 else "row")
         fingerprints.append(model.fingerprint())
     assert len(ed.log()) == 100
     ed.rollback(to=37)

@@ -52,7 +52,8 @@ def test_edit_rows_are_built_as_the_distinct_recipe_built_its_rows() -> None:
     from genedit.data.types import Document
     from genedit.edit.context import EditContext
     from genedit.model.build import tiny_model
-    from genedit.train.trainer import TrainConfig, row_embedding, train
+    from genedit.model.rows import row_embedding
+    from genedit.train.trainer import TrainConfig, train
 
     col = synthetic_collection(12, queries_per_doc=2, seed=4)
     docs = [Document(d.id, "", f"{HEADER} {d.text}") for d in col.documents]

@@ -80,13 +80,13 @@ def test_dev_rank_counts_ties_against_the_relevant_document():
     """Identical docid rows tie every document: the trainer's dev score must rank the relevant one last, not first."""
     import torch
 
-    from genedit.train.trainer import _evaluate
+    from genedit.train.trainer import dev_scores
 
     model = tiny_model("t5", ["a", "b", "c"])
     with torch.no_grad():
         model.cmap.unembedding(model.hf).weight[model.docid_token_ids] = torch.ones(3, model.cmap.d_model)
     enc = model.encode(["a query", "another query"])
-    hits1, hits10, mrr10 = _evaluate(model, enc, torch.tensor([0, 2]))
+    hits1, hits10, mrr10 = dev_scores(model, enc, torch.tensor([0, 2]))
     assert hits1 == 0.0 and hits10 == 1.0
     assert abs(mrr10 - 1 / 3) < 1e-6
 
@@ -96,8 +96,8 @@ def test_training_scores_like_retrieval_including_the_output_bias():
     import torch
     import torch.nn.functional as F
 
-    from genedit.data.text import sentences as _sentences
-    from genedit.train.trainer import _encode_pool
+    from genedit.model.rows import pseudo_queries
+    from genedit.train.trainer import encode_pool
 
     small = synthetic_collection(4, queries_per_doc=2, seed=3)
     model = base_model("tiny-bart")
@@ -114,10 +114,10 @@ def test_training_scores_like_retrieval_including_the_output_bias():
         texts += [q.text] * len(rel)
         targets += [model.doc_index(d) for d in sorted(rel)]
     for d in small.documents:
-        sentences = _sentences(d.text, cfg.pseudo_queries)
+        sentences = pseudo_queries(d, cfg.pseudo_queries)
         texts += sentences
         targets += [model.doc_index(d.id)] * len(sentences)
-    pool = _encode_pool(model, texts, targets, [False] * len(texts), cfg.query_tokens, cfg.batch_size)
+    pool = encode_pool(model, texts, targets, [False] * len(texts), cfg.query_tokens, cfg.batch_size)
     logits = model.scores(pool.enc)
     teacher = F.softmax(pool.teacher @ F.normalize(model.docid_rows().detach(), dim=-1).T / cfg.temperature, dim=-1)
     expected = F.cross_entropy(logits, pool.target) + F.kl_div(F.log_softmax(logits, -1), teacher, reduction="batchmean")
@@ -136,7 +136,7 @@ def _indexing_mrr10(model, collection) -> float:
     import torch
 
     from genedit.eval import rank_of, rr_at
-    from genedit.train.trainer import indexing_texts
+    from genedit.model.rows import indexing_texts
 
     logits = model.scores(model.encode(indexing_texts(model, collection.documents, 32)))
     target = torch.tensor([model.doc_index(d.id) for d in collection.documents])
@@ -203,10 +203,11 @@ def test_train_leaves_no_global_state_behind(collection):
     import random
 
     import torch
-    from accelerate.state import AcceleratorState, PartialState
+
+    from genedit.train.trainer import accelerate_state_exists
 
     model = base_model("tiny-bart")
-    accelerate_was_set = bool(PartialState._shared_state)
+    accelerate_was_set = accelerate_state_exists()
     random.seed(123)
     torch.manual_seed(123)
     py_state, torch_state = random.getstate(), torch.get_rng_state()
@@ -214,7 +215,7 @@ def test_train_leaves_no_global_state_behind(collection):
     assert random.getstate() == py_state and torch.equal(torch.get_rng_state(), torch_state)
     assert all(p.requires_grad for p in model.hf.parameters()) and not model.hf.training
     if not accelerate_was_set:
-        assert not PartialState._shared_state and not AcceleratorState._shared_state
+        assert not accelerate_state_exists()
 
 
 HEADER = "Copyright (c) the project developers and contributors, all rights reserved. Distributed under the terms of the BSD License, see the LICENSE file."

@@ -49,7 +49,7 @@ def register(cls: type[EditMethod]) -> type[EditMethod]:
 
 
 def _load() -> None:
-    from genedit.edit.methods import mask, rank_one, row, row_solve  # noqa: F401  (registration side effect)
+    from genedit.edit.methods import incdsi, mask, rank_one, row  # noqa: F401  (registration side effect)
 
     try:
         from genedit.edit.methods import finetune, lora  # noqa: F401
@@ -86,7 +86,7 @@ def make_method(name: str, op: str, **params: object) -> EditMethod:
     if name not in choices:
         raise ValueError(f"method {name!r} cannot {op}; choose from {', '.join(choices)}")
     cls = _REGISTRY[name]
-    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    fields: set[str] = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
     unknown = sorted(set(params) - fields)
     if unknown:
         raise ValueError(f"method {name!r} has no parameter {', '.join(unknown)}; it has {', '.join(sorted(fields)) or 'none'}")

@@ -1,11 +1,11 @@
 """`finetune` and `finetune-replay`: gradient training of the decoder on the edited documents' queries (baselines).
 
-Both methods build the same training set (shared with `lora`, see `training_set`):
+Both methods build the same training set (shared with `lora`, see `training.training_set`):
 - add: the new documents get the `row` method's rows (`initial_rows`), then their queries (given ones and
   pseudo-queries) must rank them first (cross-entropy over all docids);
 - update: the document's row becomes the `row` row of its new text; the new text's queries must rank it first, and
   the queries that found its old text (training queries, old pseudo-queries) are trained toward the teacher
-  distribution of `rank-one` (the model's objective for a document it never saw), which gives the document zero;
+  distribution `common.forget_distribution` (the model's objective for a document it never saw), which gives the document zero;
 - delete: the deleted documents' queries are trained toward that teacher distribution over the remaining
   documents; at the end the documents leave the index and their rows are zeroed.
 `finetune-replay` (DSI++-like) adds a seeded sample of the indexed documents' own texts (`ctx.preserved_texts`),
@@ -26,157 +26,20 @@ is masked to zero stay bit-identical.
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from genedit.edit.activations import Prepared, frozen, prepare, run_step
+from genedit.edit.activations import frozen
 from genedit.edit.context import EditContext, EditRequest
 from genedit.edit.methods import EditMethod, register
-from genedit.edit.methods.rank_one import forget_distribution
-from genedit.edit.methods.row import initial_rows
-from genedit.model.genir import GenIRModel
+from genedit.edit.methods.common import seeded
+from genedit.edit.methods.training import fit, training_set
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Run a block with torch's global RNG seeded, restoring the caller's random state afterwards."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-@dataclass
-class TrainingSet:
-    """Texts an edit trains on (encoded once) and what each must rank first, or the distribution it must take."""
-
-    batch: Prepared
-    hard: torch.Tensor  # [n] docid position the text must rank first, or -1 (soft target)
-    soft: torch.Tensor | None  # [n_soft, N] target distributions of the texts with hard == -1, in text order
-    soft_pos: torch.Tensor  # [n] row of `soft` for each text, or -1
-    n_edit: int  # texts of the edited documents (the rest is replay)
-
-    def __len__(self) -> int:
-        """Number of texts."""
-        return len(self.batch)
-
-    def loss(self, model: GenIRModel, index: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of a minibatch: hard docid targets and soft target distributions."""
-        logp = F.log_softmax(model.scorer.logits(run_step(model, self.batch.select(index)).state), dim=-1)
-        hard = self.hard[index].to(logp.device)
-        per_text = logp.new_zeros(len(index))
-        is_hard = hard >= 0
-        if is_hard.any():
-            per_text[is_hard] = -logp[is_hard].gather(1, hard[is_hard][:, None]).squeeze(1)
-        if self.soft is not None and (~is_hard).any():
-            soft = self.soft[self.soft_pos[index][~is_hard.cpu()]].to(logp.device)
-            per_text[~is_hard] = -(soft * logp[~is_hard].clamp(min=-1e4)).sum(-1)
-        return per_text.mean()
-
-
-def training_set(ctx: EditContext, req: EditRequest, *, replay_ratio: float, query_tokens: int, generator: torch.Generator) -> TrainingSet:
-    """Write the edit's rows (add / update), then collect its texts and targets plus a seeded replay sample (see module doc)."""
-    model = ctx.model
-    texts: list[str] = []
-    hard: list[int] = []
-    if req.op in ("add", "update"):
-        queries = ctx.queries_for(req.docs, req.queries)
-        rows = initial_rows(ctx, req.docs, queries)
-        old: list[list[str]] = []
-        if req.op == "add":
-            ctx.add_rows(req.docs, rows)
-        else:
-            old = ctx.old_queries(req.ids, exclude=queries)
-            ctx.set_rows(req.ids, rows)
-        for doc, qs in zip(req.docs, queries):
-            texts += qs
-            hard += [model.doc_index(doc.id)] * len(qs)
-        for qs in old:
-            texts += qs
-            hard += [-1] * len(qs)
-        ctx.remember(req.docs)
-    else:
-        for qs in ctx.old_queries(req.ids):
-            texts += qs
-            hard += [-1] * len(qs)
-    n_edit = len(texts)
-    if replay_ratio > 0:
-        pool, owners = ctx.preserved_texts(exclude=set(req.ids))
-        k = min(len(pool), math.ceil(n_edit * replay_ratio))
-        for i in torch.randperm(len(pool), generator=generator)[:k].tolist():
-            texts.append(pool[i])
-            hard.append(model.doc_index(owners[i]))
-    batch = prepare(model, texts, max_length=query_tokens)
-    hard_t = torch.tensor(hard, dtype=torch.long)
-    is_soft = hard_t < 0
-    soft_pos = torch.where(is_soft, torch.cumsum(is_soft.long(), 0) - 1, torch.full_like(hard_t, -1))
-    soft = None
-    if is_soft.any():
-        soft = forget_distribution(ctx, batch.select(is_soft.nonzero().squeeze(1)), req.ids).detach()
-    return TrainingSet(batch, hard_t, soft, soft_pos, n_edit)
-
-
-def fit(
-    model: GenIRModel,
-    data: TrainingSet,
-    groups: Sequence[tuple[Sequence[torch.Tensor], float]],
-    *,
-    epochs: int,
-    batch_size: int,
-    generator: torch.Generator,
-    masks: dict[int, torch.Tensor] | None = None,
-    before_first_step: Callable[[], None] | None = None,
-) -> list[float]:
-    """Adam over seeded minibatches for some epochs on (tensors, lr) groups, `masks`' gradients masked; mean loss per epoch."""
-    masks = masks if masks is not None else {}
-    by_id = {id(p): p for params, _ in groups for p in params}
-    for p in by_id.values():
-        p.grad = None  # a stale gradient of another shape (the vocabulary grew) must not be accumulated into
-    opt: torch.optim.Optimizer | None = None
-    losses = []
-    for _ in range(epochs):
-        order = torch.randperm(len(data), generator=generator)
-        total = 0.0
-        for start in range(0, len(data), batch_size):
-            index = order[start : start + batch_size]
-            loss = data.loss(model, index)
-            loss.backward()
-            if opt is None:
-                if before_first_step is not None:
-                    before_first_step()  # may drop tensors that got no gradient and set masks
-                live = [{"params": [p for p in params if p.requires_grad], "lr": lr} for params, lr in groups]
-                opt = torch.optim.Adam([g for g in live if g["params"]])
-            for key, mask in masks.items():
-                grad = by_id[key].grad
-                if grad is not None:
-                    grad.mul_(mask)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            total += float(loss.detach()) * len(index)
-        losses.append(total / max(len(data), 1))
-    for p in by_id.values():
-        p.grad = None
-    return losses
-
-
-def finish_delete(ctx: EditContext, ids: Sequence[str]) -> None:
-    """Take deleted documents out of the index and zero their rows (journalled)."""
-    model = ctx.model
-    weight = model.cmap.unembedding(model.hf).weight
-    token_ids = [int(model.docid_token_ids[model.doc_index(d)]) for d in ids]
-    ctx.touch(weight, token_ids)
-    model.remove_documents(list(ids))
-    with torch.no_grad():
-        weight[token_ids] = 0.0
 
 
 def _row_mask(weight: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
@@ -248,7 +111,7 @@ class FineTune(EditMethod):
             losses = fit(model, data, groups, epochs=self.epochs, batch_size=self.batch_size, generator=gen, masks=masks, before_first_step=journal_trained)
         ctx.decoder_version += 1
         if req.op == "delete":
-            finish_delete(ctx, req.ids)
+            ctx.remove_rows(req.ids)
         log.info(
             "%s: %s %d docs, %d texts (%d replayed), %d epochs, loss %.3f -> %.3f, %.0f ms",
             self.name, req.op, len(req.ids), len(data), len(data) - data.n_edit, self.epochs,

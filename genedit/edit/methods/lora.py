@@ -4,7 +4,7 @@ One named adapter per edit (`edit-<n>`, n = the journal entry the edit becomes) 
 `peft.inject_adapter_in_model` into the target linears only: `LoraConfig(target_modules=<regex>)`, the regex built
 from the editing targets through the component map (`cmap.path`), matched with re.fullmatch, so no encoder or other
 decoder module is hit. The adapter trains on the edit's training set (the same as `finetune`'s: the edited documents'
-queries with their targets, see `finetune.training_set`) plus replay of a seeded sample of the indexed documents' own
+queries with their targets, see `training.training_set`) plus replay of a seeded sample of the indexed documents' own
 texts, with cached cross-attention K/V (one decoder step per forward). At the end of the edit it is MERGED into the
 base weights and the LoRA layers are removed again: the model is a plain Hugging Face model afterwards, and the
 journal holds the dense change of each target weight (touched before the adapter is injected). Rollback restores the
@@ -27,7 +27,8 @@ from torch import nn
 from genedit.edit.activations import frozen
 from genedit.edit.context import EditContext, EditRequest
 from genedit.edit.methods import EditMethod, register
-from genedit.edit.methods.finetune import finish_delete, fit, seeded, training_set
+from genedit.edit.methods.common import seeded
+from genedit.edit.methods.training import fit, training_set
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Lora(EditMethod):
                 unload(hf, paths, adapter, merge=merged)
         ctx.decoder_version += 1
         if req.op == "delete":
-            finish_delete(ctx, req.ids)
+            ctx.remove_rows(req.ids)
         log.info(
             "lora %s on %s: %s %d docs, %d texts (%d replayed), %d epochs, loss %.3f -> %.3f, %.0f ms",
             adapter, ", ".join(map(str, ctx.targets)), req.op, len(req.ids), len(data), len(data) - data.n_edit, self.epochs,

@@ -36,11 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from genedit.edit.activations import Prepared, frozen, prepare, run_step
+from genedit.edit.closed_form import null_space, solve_update
 from genedit.edit.context import EditContext, EditRequest
 from genedit.edit.methods import EditMethod, register
-from genedit.edit.methods.row import initial_rows
-from genedit.edit.methods.row_solve import RowSolve
-from genedit.edit.solve import null_space, solve_update
+from genedit.edit.methods.common import IncDSI, edit_texts, forget_distribution, initial_rows
 from genedit.model.components import Site
 
 log = logging.getLogger(__name__)
@@ -54,19 +53,6 @@ class ValueTargets:
     hard: torch.Tensor  # [n] docid position the text must rank first, or -1
     soft: torch.Tensor | None  # [n, N] target distribution over docids for texts with hard == -1
     forget: torch.Tensor | None = None  # [n] docid position of the document a soft-target text must forget
-
-
-def forget_distribution(ctx: EditContext, batch: Prepared, forget: list[str]) -> torch.Tensor:
-    """Target distributions [n, N] over docids for texts whose documents are forgotten (at zero; see module doc)."""
-    model = ctx.model
-    drop = torch.tensor([model.doc_index(d) for d in forget])
-    if ctx.rows_are_embeddings:
-        logits = batch.embedding @ F.normalize(model.docid_rows().detach(), dim=-1).T / ctx.temperature
-    else:
-        with torch.no_grad():
-            logits = model.scorer.logits(run_step(model, batch).state)
-    logits[:, drop] = float("-inf")
-    return F.softmax(logits, dim=-1)
 
 
 @register
@@ -103,52 +89,23 @@ class RankOne(EditMethod):
     def apply(self, ctx: EditContext, req: EditRequest) -> None:
         """Rows first, then the value optimisation and the closed-form update of every target (see module doc)."""
         model = ctx.model
-        texts: list[str] = []
-        group: list[int] = []
-        hard: list[int] = []
-        soft_rows: list[int] = []  # positions in `texts` that take a soft target
-        if req.op in ("add", "update"):
-            queries = ctx.queries_for(req.docs, req.queries)
-            if ctx.rows_are_embeddings:
-                rows = initial_rows(ctx, req.docs, queries)
-            else:
-                rows = RowSolve().solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
-            if req.op == "add":
-                ctx.add_rows(req.docs, rows)
-            else:
-                old_texts = ctx.old_queries(req.ids, exclude=queries)
-                ctx.set_rows(req.ids, rows)
-            for i, (doc, qs) in enumerate(zip(req.docs, queries)):
-                texts += qs
-                group += [i] * len(qs)
-                hard += [model.doc_index(doc.id)] * len(qs)
-            if req.op == "update":
-                for i, qs in enumerate(old_texts):
-                    soft_rows += range(len(texts), len(texts) + len(qs))
-                    texts += qs
-                    group += [i] * len(qs)
-                    hard += [-1] * len(qs)
-                ctx.remember(req.docs)
-        else:
-            for i, qs in enumerate(ctx.old_queries(req.ids)):
-                soft_rows += range(len(texts), len(texts) + len(qs))
-                texts += qs
-                group += [i] * len(qs)
-                hard += [-1] * len(qs)
-        if texts and ctx.targets:
-            batch = prepare(model, texts, max_length=self.query_tokens)
-            targets = ValueTargets(torch.tensor(group), torch.tensor(hard), None)
-            if soft_rows:
+        edit = edit_texts(ctx, req, lambda queries: self._rows(ctx, req, queries))
+        if edit.texts and ctx.targets:
+            batch = prepare(model, edit.texts, max_length=self.query_tokens)
+            targets = ValueTargets(torch.tensor(edit.group), torch.tensor(edit.hard), None)
+            if edit.forgets:
                 targets.soft = forget_distribution(ctx, batch, req.ids)
-                targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in group])
+                targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group])
             self._edit(ctx, batch, targets, n_groups=len(req.ids))
         if req.op == "delete":
-            weight = model.cmap.unembedding(model.hf).weight
-            token_ids = [int(model.docid_token_ids[model.doc_index(d)]) for d in req.ids]
-            ctx.touch(weight, token_ids)
-            model.remove_documents(req.ids)
-            with torch.no_grad():
-                weight[token_ids] = 0.0
+            ctx.remove_rows(req.ids)
+
+    @staticmethod
+    def _rows(ctx: EditContext, req: EditRequest, queries: list[list[str]]) -> torch.Tensor:
+        """Rows of added or updated documents: `initial_rows` in sentence-embedding space, else IncDSI's solved rows."""
+        if ctx.rows_are_embeddings:
+            return initial_rows(ctx, req.docs, queries)
+        return IncDSI().solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
 
     # --- the edit ---------------------------------------------------------------------------------
     def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, n_groups: int) -> None:
@@ -201,7 +158,7 @@ class RankOne(EditMethod):
                 if targets.soft is not None and (~hard_mask).any():
                     soft = targets.soft[~hard_mask.to(targets.soft.device)]
                     loss = loss - (soft * logp[~hard_mask].clamp(min=-1e4)).sum(-1).mean()
-                    if self.forget_rank:  # the forgotten document's row falls below the k-th remaining document
+                    if self.forget_rank and targets.forget is not None:  # the forgotten document's row falls below the k-th remaining document
                         own = logits[~hard_mask].gather(1, targets.forget[~hard_mask].to(logits.device)[:, None])[:, 0]
                         kth = logits[~hard_mask].masked_fill(soft == 0, float("-inf")).topk(self.forget_rank, dim=-1).values[:, -1]
                         loss = loss + torch.relu(own - kth).mean()

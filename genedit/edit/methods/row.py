@@ -7,29 +7,11 @@ made, whose rows start as sentence embeddings), else the model's own mean readou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-
-from genedit.data.types import Document
-from genedit.edit.activations import read_keys
 from genedit.edit.context import EditContext, EditRequest
 from genedit.edit.methods import EditMethod, register
-
-
-def initial_rows(ctx: EditContext, docs: Sequence[Document], queries: Sequence[Sequence[str]]) -> torch.Tensor:
-    """Docid rows [n, D] for documents: sentence embeddings, or mean readout of their queries (see module doc)."""
-    if ctx.rows_are_embeddings:
-        return ctx.sentence_rows(docs)
-    texts = [q for qs in queries for q in qs]
-    owner = torch.tensor([i for i, qs in enumerate(queries) for _ in qs])
-    _, states, _ = read_keys(ctx.model, texts, [], max_length=ctx.query_tokens)
-    sums = torch.zeros(len(docs), states.shape[1], dtype=states.dtype, device=states.device).index_add_(0, owner.to(states.device), states)
-    mean = sums / torch.bincount(owner, minlength=len(docs)).clamp(min=1)[:, None].to(states.device)
-    norm = ctx.model.docid_rows().detach().norm(dim=-1).mean() if ctx.model.n_docs else torch.tensor(1.0)
-    return F.normalize(mean, dim=-1) * norm
+from genedit.edit.methods.common import initial_rows
 
 
 @register

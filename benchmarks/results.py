@@ -6,11 +6,10 @@ import json
 import logging
 from pathlib import Path
 
+from benchmarks.protocols import PROTOCOLS, Column
 from genedit.fileio import atomic_write
 
 log = logging.getLogger(__name__)
-
-HEADLINE = {"add": "edited", "update": "edited", "sequential": "edited", "delete": "retained"}
 
 
 def write_results(doc: dict, out: str | Path) -> None:
@@ -68,29 +67,16 @@ def _system(row: dict) -> str:
     return f"**{name}**" if row.get("kind") == "oracle" else name
 
 
+def _cell(row: dict, column: Column) -> str:
+    return _m(row, column.key, column.measure) if column.measure else _f(row.get(column.key))
+
+
 def protocol_table(protocol: str, section: dict) -> str:
-    """The markdown table of one protocol (one row per system)."""
+    """The markdown table of one protocol (one row per system: its protocol's columns, then the cost), failures listed below."""
+    columns = PROTOCOLS[protocol].columns
     rows = [r for r in section["rows"] if "error" not in r]
-    if protocol == "delete":
-        head = ["system", "returned", "agree@1 oracle", "agree@1 oracle (old)", "resurrect H@10", "old H@1", "old H@10", "old MRR@10", "lost@1", *COST_HEAD]
-        body = [[_system(r), _f(r.get("deleted_returned")), _f(r.get("oracle_agreement")), _f(r.get("oracle_agreement_old")), _f(r.get("resurrection")),
-                 _m(r, "retained", "hits@1"), _m(r, "retained", "hits@10"), _m(r, "retained", "mrr@10"), _f(r.get("lost_top1")), *_cost_cells(r)] for r in rows]
-    else:
-        head = ["system", "new H@1", "new H@5", "new H@10", "new MRR@10", "efficacy H@1"]
-        if protocol == "update":
-            head.append("stale H@10")
-        if protocol == "sequential":
-            head += ["AP", "forgetting", "LA", "returned"]
-        head += ["old H@1", "old H@10", "lost@1", *COST_HEAD]
-        body = []
-        for r in rows:
-            cells = [_system(r), _m(r, "edited", "hits@1"), _m(r, "edited", "hits@5"), _m(r, "edited", "hits@10"), _m(r, "edited", "mrr@10"), _m(r, "efficacy", "hits@1")]
-            if protocol == "update":
-                cells.append(_m(r, "stale", "hits@10"))
-            if protocol == "sequential":
-                cells += [_f(r.get("ap")), _f(r.get("forgetting")), _f(r.get("la")), _f(r.get("deleted_returned"))]
-            cells += [_m(r, "retained", "hits@1"), _m(r, "retained", "hits@10"), _f(r.get("lost_top1")), *_cost_cells(r)]
-            body.append(cells)
+    head = ["system", *(c.head for c in columns), *COST_HEAD]
+    body = [[_system(r), *(_cell(r, c) for c in columns), *_cost_cells(r)] for r in rows]
     text = _table(head, body)
     errors = [r for r in section["rows"] if "error" in r]
     if errors:
@@ -105,14 +91,6 @@ def curve_table(checkpoints: list[dict]) -> str:
              _f(ck.get("lost_top1")), _f(ck.get("deleted_returned")), _f(ck.get("ap")), _f(ck.get("forgetting")), _f(ck.get("la")),
              _f(ck.get("weight_norm")), _f(ck.get("seconds"), 1)] for ck in checkpoints]
     return _table(head, body)
-
-
-DESCRIPTION = {
-    "add": "base = corpus minus D_new; the edit adds D_new (pseudo-queries only); oracle = retrained on the whole corpus.",
-    "delete": "base = whole corpus; the edit deletes D_del; oracle = retrained without D_del.",
-    "update": "base = corpus minus K (kept out); D_upd get the texts of K under their own ids; oracle = retrained on the updated corpus.",
-    "sequential": "single-document edits one at a time (adds, deletes, updates mixed); measured every `every` edits; oracle = retrained on the final corpus.",
-}
 
 
 def markdown(doc: dict) -> str:
@@ -133,9 +111,11 @@ def markdown(doc: dict) -> str:
         "are put back (base row: before the delete); ms/doc and x retrain = wall time of the edit per document and over the "
         "oracle's training time (oracle row: its training; baselines: re-indexing the final corpus).",
     ]
+    for note in doc.get("notes", []):
+        lines += ["", f"Note: {note}."]
     for protocol, section in doc["protocols"].items():
         split = section["split"]
-        lines += ["", f"## {protocol}", "", f"{DESCRIPTION[protocol]} Split: {_split_text(split)}; wall time {section.get('wall_seconds', 0):.0f} s.", "",
+        lines += ["", f"## {protocol}", "", f"{PROTOCOLS[protocol].description} Split: {_split_text(split)}; wall time {section.get('wall_seconds', 0):.0f} s.", "",
                   protocol_table(protocol, section)]
         ref = section.get("reference", {}).get("edited")
         if ref:
@@ -153,7 +133,7 @@ def markdown(doc: dict) -> str:
 
 def _split_text(split: dict) -> str:
     edited = ", ".join(f"{n:,} {op}" for op, n in split.get("edited_docs", {}).items())
-    frac = f"fraction {split['fraction']}, " if split.get("protocol") != "sequential" else ""
+    frac = "" if PROTOCOLS[split["protocol"]].stream else f"fraction {split['fraction']}, "
     return f"{frac}seed {split['seed']}, base {split['base_docs']:,} docs, final {split['final_docs']:,} docs, edits: {edited}"
 
 
@@ -168,10 +148,7 @@ def write_plots(doc: dict, out: Path) -> list[Path]:
     written = []
     for protocol, section in doc["protocols"].items():
         rows = [r for r in section["rows"] if "error" not in r]
-        key = HEADLINE[protocol]
-        panels = [(key, "hits@10"), (key, "hits@1"), ("retained", "hits@10")] if key != "retained" else [("retained", "hits@10"), ("retained", "hits@1")]
-        if protocol == "delete":
-            panels.append(("oracle_agreement", None))
+        panels = PROTOCOLS[protocol].panels
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
         for ax, (k, m) in zip(axes, panels):
             values = [(r[k].get(m) if isinstance(r.get(k), dict) else None) if m else r.get(k) for r in rows]

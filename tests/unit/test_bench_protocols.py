@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.protocols import SplitSpec, collection_hash, efficacy_pairs, make_split, pseudo_queries
+from benchmarks.protocols import PROTOCOLS, SplitSpec, collection_hash, make_split
 from genedit.data import synthetic_collection
 from genedit.data.types import Collection, DataError, Qrels
 
@@ -107,10 +107,17 @@ def test_unknown_protocol_and_data_without_test_queries(coll):
         make_split(empty_test, SplitSpec("add"))
 
 
-def test_pseudo_queries(coll):
-    from genedit.data.types import Document
+def test_every_protocol_is_described_in_one_place():
+    for name, p in PROTOCOLS.items():
+        assert p.name == name and len(p.labels) == 2 and p.description and p.columns and p.panels
+        assert all(c.head and c.key for c in p.columns)
 
-    doc = Document("x", "json.dumps", "Serialize obj to a JSON formatted str. If skipkeys is true then keys are skipped. Short.")
-    assert pseudo_queries(doc) == ["json.dumps", "Serialize obj to a JSON formatted str.", "If skipkeys is true then keys are skipped."]
-    pairs = efficacy_pairs([doc])
-    assert [q.id for q, _ in pairs] == ["pq:x:0", "pq:x:1", "pq:x:2"] and all(rel == {"x"} for _, rel in pairs)
+
+@pytest.mark.parametrize("n_docs, expected", [(1300, 999), (1301, 1000), (5000, 1000), (60, 46), (3, 2), (2, 1)])
+def test_the_longest_stream_that_fits_leaves_a_document_untouched(n_docs, expected):
+    from benchmarks.protocols.sequential import documents_needed, max_edits
+
+    n = max_edits(n_docs, 1000)
+    assert n == expected
+    assert n == 1 or documents_needed(n) <= n_docs - 1
+    assert n == 1000 or documents_needed(n + 1) > n_docs - 1

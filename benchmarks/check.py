@@ -14,10 +14,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from benchmarks.judge import LostTop1, top1, top1_changes
 from genedit.data.types import Collection, DataError
 from genedit.eval import evaluate, parse_measure, read_trec_run
 from genedit.eval.evaluate import check_judgeable
-from genedit.eval.types import Run
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +71,6 @@ class MeasureDiff:
 
 
 @dataclass
-class LostQuery:
-    """A query whose relevant rank-1 document in the reference is not rank 1 in the candidate."""
-
-    query_id: str
-    query: str
-    was: str
-    now: str | None
-    relevant_rank: int | None  # rank of the first relevant document in the candidate (None: not in its top k)
-
-
-@dataclass
 class CheckResult:
     """Outcome of a check."""
 
@@ -92,7 +81,7 @@ class CheckResult:
     reference_kind: str
     candidate: str
     measures: list[MeasureDiff]
-    lost_top1: list[LostQuery] = field(default_factory=list)
+    lost_top1: list[LostTop1] = field(default_factory=list)
     gained_top1: int = 0
     note: str = ""
 
@@ -105,10 +94,6 @@ def _cutoff(measures: list[str]) -> int:
     return max([10] + [parse_measure(m).cutoff for m in measures])
 
 
-def _top1(run: Run) -> dict[str, str]:
-    return {q: r[0] for q, r in run.ranking.items() if r}
-
-
 def _rank_model(path: str | Path, collection: Collection, split: str, k: int, measures: list[str], kind_source: str) -> Side:
     from genedit.model.genir import GenIRModel
 
@@ -117,7 +102,7 @@ def _rank_model(path: str | Path, collection: Collection, split: str, k: int, me
     check_judgeable(pairs, set(model.docids), model.journal.deleted(), str(path), split)
     run = model.rank([q for q, _ in pairs], k=k, progress=len(pairs) > 500)
     result = evaluate(run, collection.qrels[split], measures)
-    return Side("model", kind_source, result.aggregate, _top1(run), result.n_queries, run.ranking)
+    return Side("model", kind_source, result.aggregate, top1(run), result.n_queries, run.ranking)
 
 
 def load_reference(ref: str | Path, collection: Collection, split: str, measures: list[str]) -> Side:
@@ -140,7 +125,7 @@ def load_reference(ref: str | Path, collection: Collection, split: str, measures
     result = evaluate(run, collection.qrels[split], measures)
     if result.n_missing == result.n_queries:
         raise DataError(f"{path}: the run has none of the {result.n_queries} queries of split {split!r}")
-    return Side("trec", str(path), result.aggregate, _top1(run), result.n_queries, run.ranking)
+    return Side("trec", str(path), result.aggregate, top1(run), result.n_queries, run.ranking)
 
 
 def _eval_json(path: Path, data: object, collection: Collection, split: str, measures: list[str]) -> Side:
@@ -165,21 +150,13 @@ def compare(reference: Side, candidate: Side, collection: Collection, split: str
         ref, cand = reference.aggregate[m], candidate.aggregate[m]
         drop = ref - cand
         diffs.append(MeasureDiff(m, round(ref, 6), round(cand, 6), round(drop, 6), allowed, drop <= allowed + 1e-9))
-    lost: list[LostQuery] = []
+    lost: list[LostTop1] = []
     gained = 0
     note = ""
     if reference.top1 is None:
         note = "the reference has no per-query rankings (an eval JSON without top1): only the measures are compared"
     else:
-        for q, rel in collection.split(split):
-            was = reference.top1.get(q.id)
-            ranking = (candidate.ranking or {}).get(q.id, [])
-            now = ranking[0] if ranking else None
-            if was in rel and now not in rel:
-                rank = next((i for i, d in enumerate(ranking, start=1) if d in rel), None)
-                lost.append(LostQuery(q.id, q.text, was, now, rank))
-            elif was not in rel and now in rel:
-                gained += 1
+        lost, gained = top1_changes(reference.top1, candidate.ranking or {}, collection.split(split))
     passed = all(d.ok for d in diffs)
     return CheckResult(passed, split, candidate.n_queries, reference.source, reference.kind, candidate_name, diffs, lost, gained, note)
 

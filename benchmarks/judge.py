@@ -1,4 +1,6 @@
-"""Measures of an edit: ranking quality on query sets, lost rank 1, deletion checks, continual learning, cost.
+"""What the bench judges an edit by: ranking quality on query sets, lost rank 1, deletion checks, continual learning, cost.
+
+(genedit.eval.measures are the retrieval measures these build on; circuits.metrics the effects of patching.)
 
 Everything is computed from rankings over all docids (never teacher forcing): a system is judged by the Run it
 returns for a query set.
@@ -18,7 +20,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,21 +59,39 @@ class LostTop1:
     query: str
     was: str  # the relevant document at rank 1 before
     now: str | None  # the document at rank 1 now (None: empty ranking)
+    relevant_rank: int | None = None  # rank of the first relevant document now (None: not in the ranking)
+
+
+def top1_changes(before: Mapping[str, str], after: Mapping[str, Sequence[str]], pairs: Pairs) -> tuple[list[LostTop1], int]:
+    """Queries of `pairs` whose rank-1 document (`before`: query id -> document) was relevant and is not in `after`'s
+    rankings, and how many queries gained a relevant rank 1: the one rule of "lost rank 1" (bench rows and `genedit check`)."""
+    lost: list[LostTop1] = []
+    gained = 0
+    for q, rel in pairs:
+        was = before.get(q.id)
+        ranking = after.get(q.id, [])
+        now = ranking[0] if ranking else None
+        if was in rel and now not in rel:
+            rank = next((i for i, d in enumerate(ranking, start=1) if d in rel), None)
+            lost.append(LostTop1(q.id, q.text, was, now, rank))
+        elif was not in rel and now in rel:
+            gained += 1
+    return lost, gained
+
+
+def top1(run: Run) -> dict[str, str]:
+    """Query id -> the document a run ranks first (queries with an empty ranking left out)."""
+    return {q: r[0] for q, r in run.ranking.items() if r}
 
 
 def lost_top1(before: Run, after: Run, pairs: Pairs) -> list[LostTop1]:
     """Queries of `pairs` that had a relevant document at rank 1 in `before` and do not in `after`."""
-    out = []
-    for q, rel in pairs:
-        b, a = before.ranking.get(q.id, []), after.ranking.get(q.id, [])
-        if b and b[0] in rel and not (a and a[0] in rel):
-            out.append(LostTop1(q.id, q.text, b[0], a[0] if a else None))
-    return out
+    return top1_changes(top1(before), after.ranking, pairs)[0]
 
 
 def gained_top1(before: Run, after: Run, pairs: Pairs) -> int:
     """Number of queries of `pairs` that have a relevant document at rank 1 in `after` and did not in `before`."""
-    return len(lost_top1(after, before, pairs))
+    return top1_changes(top1(before), after.ranking, pairs)[1]
 
 
 def returned(run: Run, pairs: Pairs, ids: Iterable[str], k: int = 10) -> int:

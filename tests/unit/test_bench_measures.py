@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks import measures as M
+from benchmarks import judge as M
 from genedit.data.types import Query
 from genedit.eval.types import Run
 

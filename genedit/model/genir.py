@@ -117,6 +117,13 @@ class DocidScorer(nn.Module):
         return state if return_state else self.logits(state)
 
 
+def hash_weights(h: hashlib._Hash, module: nn.Module) -> None:
+    """Feed every weight of `module` (sorted by name, as float32 bytes) into `h`: the one way genedit hashes weights."""
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+
+
 class GenIRModel:
     """An encoder-decoder GenIR model with atomic docids: retrieval is one decoder step ranked over docid rows."""
 
@@ -343,15 +350,17 @@ class GenIRModel:
         qs = [q if isinstance(q, Query) else Query(str(i), q) for i, q in enumerate(queries)]
         ranking: dict[str, list[str]] = {}
         scores: dict[str, list[float]] = {}
-        kk = min(k, self.n_docs)
         for start in tqdm(range(0, len(qs), batch_size), desc="rank", disable=not progress, leave=False):
             chunk = qs[start : start + batch_size]
-            logits = self.scores(self.encode([q.text for q in chunk], batch_size=batch_size))
-            top = logits.topk(kk, dim=-1)
-            for q, idx, val in zip(chunk, top.indices.tolist(), top.values.tolist()):
-                ranking[q.id] = [self.docids[i] for i in idx]
-                scores[q.id] = val
+            self.top_k(self.encode([q.text for q in chunk], batch_size=batch_size), chunk, k, ranking, scores)
         return Run(ranking, scores, name=self.meta.get("name", "genir"))
+
+    def top_k(self, encoded: Encoded, queries: Sequence[Query], k: int, ranking: dict[str, list[str]], scores: dict[str, list[float]]) -> None:
+        """Write the top-k documents (and their scores) of queries whose encoder states are given into ranking/scores."""
+        top = self.scores(encoded).topk(min(k, self.n_docs), dim=-1)
+        for q, idx, val in zip(queries, top.indices.tolist(), top.values.tolist()):
+            ranking[q.id] = [self.docids[i] for i in idx]
+            scores[q.id] = val
 
     # --- persistence ----------------------------------------------------------------------------
     def fingerprint(self) -> str:
@@ -359,9 +368,13 @@ class GenIRModel:
         h = hashlib.sha256()
         h.update(self.cmap.arch.encode())
         h.update("\n".join(self.docids).encode())
-        for name, tensor in sorted(self.hf.state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        hash_weights(h, self.hf)
+        return h.hexdigest()[:16]
+
+    def encoder_fingerprint(self) -> str:
+        """Short hash of the encoder's weights alone: models that share it share every query's encoder states."""
+        h = hashlib.sha256()
+        hash_weights(h, self.hf.get_encoder())
         return h.hexdigest()[:16]
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -30,6 +30,24 @@ def shipped_circuit_path() -> Path:
     return Path(__file__).resolve().parent / "default" / "circuit.json"
 
 
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """A model's fingerprint beside the reference default model's (the one README's figures and circuits/default/ come from)."""
+
+    fingerprint: str
+    reference: str
+
+    @property
+    def is_reference(self) -> bool:
+        """True when the model is the reference default model."""
+        return self.fingerprint == self.reference
+
+
+def reference_check(model: Any) -> ReferenceCheck:
+    """Is this the reference default model? Compares its fingerprint (every weight hashed: call once) with the shipped circuit's."""
+    return ReferenceCheck(model.fingerprint(), Circuit.load(shipped_circuit_path()).fingerprint)
+
+
 class CircuitMismatchError(ValueError):
     """A circuit was loaded against a model it was not computed on."""
 
@@ -215,12 +233,6 @@ class Circuit:
         if model is not None:
             circuit.check_model(model)
         return circuit
-
-    def summary_markdown(self) -> str:
-        """A one-minute Markdown summary (stages, top sites, bridging heads, minimal circuit, caveats)."""
-        from circuits.report import summary_markdown
-
-        return summary_markdown(self)
 
 
 def _comparable(circuit: Circuit) -> dict:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from circuits.artifact import Circuit
 from genedit.model.components import COMPONENTS, Site
-
-if TYPE_CHECKING:
-    from circuits.artifact import Circuit
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +16,7 @@ _LABELS = {"self_attn": "self-attn", "cross_attn": "cross-attn", "mlp": "MLP"}
 _STAGE_MARK = {"priming": "I", "bridging": "II", "interaction": "III"}
 
 
-def effect_grid(circuit: "Circuit", measure: str = "lost_top1") -> np.ndarray:
+def effect_grid(circuit: Circuit, measure: str = "lost_top1") -> np.ndarray:
     """Layer x component matrix [L, 3] of a SiteEffect field."""
     grid = np.full((circuit.n_layers, len(COMPONENTS)), np.nan)
     for e in circuit.effects:
@@ -29,7 +26,7 @@ def effect_grid(circuit: "Circuit", measure: str = "lost_top1") -> np.ndarray:
     return grid
 
 
-def head_grid(circuit: "Circuit", component: str, measure: str = "lost_top1") -> np.ndarray:
+def head_grid(circuit: Circuit, component: str, measure: str = "lost_top1") -> np.ndarray:
     """Layer x head matrix [L, H] of a SiteEffect field for one attention component."""
     grid = np.full((circuit.n_layers, circuit.n_heads), np.nan)
     for e in circuit.effects:
@@ -52,7 +49,7 @@ def _heatmap(ax: object, grid: np.ndarray, xlabels: list[str], title: str, stage
     return im
 
 
-def plot_heatmaps(circuit: "Circuit", out_dir: str | Path) -> list[Path]:
+def plot_heatmaps(circuit: Circuit, out_dir: str | Path) -> list[Path]:
     """Heatmaps (layer x component, layer x head) of the patching effects as PNG files."""
     import matplotlib
 
@@ -100,7 +97,7 @@ def plot_heatmaps(circuit: "Circuit", out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def query_word_lift_by_kind(circuit: "Circuit") -> dict[str, float]:
+def query_word_lift_by_kind(circuit: Circuit) -> dict[str, float]:
     """Mean query-word lift of cross-attention heads, self-attention heads and components (the bridging-head check)."""
     if circuit.lens is None:
         return {}
@@ -120,7 +117,7 @@ def _layers(xs: list[int]) -> str:
     return f"{xs[0]}-{xs[-1]}" if len(xs) > 1 else str(xs[0])
 
 
-def summary_markdown(circuit: "Circuit") -> str:
+def summary_markdown(circuit: Circuit) -> str:
     """A short Markdown summary of a circuit that a person can read in a minute."""
     c, st, s = circuit, circuit.stages, circuit.settings
     lines = [
@@ -187,7 +184,7 @@ def summary_markdown(circuit: "Circuit") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(circuit: "Circuit", out_dir: str | Path) -> list[Path]:
+def write_report(circuit: Circuit, out_dir: str | Path) -> list[Path]:
     """Write heatmaps (PNG) and summary.md for a circuit; returns the written paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

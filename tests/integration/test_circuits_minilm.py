@@ -16,7 +16,7 @@ from circuits.artifact import Circuit, shipped_circuit_path
 from circuits.localize import LocalizeConfig, localize
 from circuits.patching import PatchSource, capture, run_patched
 from circuits.reference import hook_patched
-from circuits.report import write_report
+from circuits.report import summary_markdown, write_report
 from circuits.runner import Runner
 from genedit.data import load_collection
 from genedit.model.build import base_model
@@ -59,7 +59,7 @@ def test_localize_runs_on_minilm(minilm: GenIRModel, tmp_path: Path) -> None:
     # only queries whose document is indexed count: the first 64 documents
     circuit = localize(minilm, collection, config)
     assert circuit.settings.n_queries <= 16 and len(circuit.effects) == 6 * 3 + 6 * 2 * 12
-    assert circuit.post_ln and "post-LN" in circuit.summary_markdown()
+    assert circuit.post_ln and "post-LN" in summary_markdown(circuit)
     assert len(write_report(circuit, tmp_path)) == 4
 
 

@@ -11,7 +11,7 @@ import torch
 
 from circuits.artifact import SCHEMA_VERSION, Circuit, CircuitMismatchError, shipped_circuit_path
 from circuits.localize import LocalizeConfig, localize
-from circuits.report import write_report
+from circuits.report import summary_markdown, write_report
 from circuits.stages import StageRule
 from circuits.swap import SwapError, encoder_swap
 from genedit.data import synthetic_collection
@@ -47,7 +47,7 @@ def test_round_trip(circuit: Circuit, model: GenIRModel, tmp_path: Path) -> None
     assert loaded.stages.interaction == circuit.stages.interaction
     assert loaded.lens is not None and loaded.lens.words[0].top_words == circuit.lens.words[0].top_words  # type: ignore[union-attr]
     assert len(loaded.effects) == 3 * 3 + 2 * 3 * 4  # components + self/cross heads of 3 layers x 4 heads
-    assert loaded.summary_markdown() == circuit.summary_markdown()
+    assert summary_markdown(loaded) == summary_markdown(circuit)
 
 
 def test_fingerprint_mismatch_raises(circuit: Circuit, collection: Collection, tmp_path: Path) -> None:
@@ -141,14 +141,14 @@ def test_shipped_and_older_circuits_load_with_a_truthful_minimal_circuit(tmp_pat
     shipped = Circuit.load(shipped_circuit_path())
     m = shipped.minimal
     assert m is not None and m.met and m.n_components < m.n_total
-    assert "NOT" not in shipped.summary_markdown() and "whole decoder" not in shipped.summary_markdown()
+    assert "NOT" not in summary_markdown(shipped) and "whole decoder" not in summary_markdown(shipped)
     data = json.loads(shipped_circuit_path().read_text())  # an older run whose search ended with the whole decoder
     sites = [f"L{layer}.{comp}" for layer in range(data["n_layers"]) for comp in ("self_attn", "cross_attn", "mlp")]
     data["minimal"].update(sites=sites, n_components=len(sites), hits1=data["minimal"]["full_hits1"], kept_hits1=1.0, met=True)
     (tmp_path / "old.json").write_text(json.dumps(data))
     old = Circuit.load(tmp_path / "old.json")
     assert old.minimal is not None and not old.minimal.met
-    assert "only the whole decoder" in old.summary_markdown()
+    assert "only the whole decoder" in summary_markdown(old)
 
 
 def test_settings_repeat_the_localization(circuit: Circuit, model: GenIRModel, collection: Collection) -> None:

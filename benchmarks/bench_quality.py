@@ -159,7 +159,7 @@ def corpus_info(spec: CorpusSpec, collection: Collection, build_seconds: float) 
 
 def reference_default_model(collection: Collection, seed: int) -> tuple[Any, str] | None:
     """`genedit demo`'s cached default model if it is the reference one (the shipped circuit's) for this data, else None."""
-    from circuits import Circuit, shipped_circuit_path
+    from circuits import reference_check
     from genedit.model.genir import GenIRModel
     from genedit.model.storage import default_model_dir
 
@@ -171,13 +171,12 @@ def reference_default_model(collection: Collection, seed: int) -> tuple[Any, str
     except Exception as exc:  # noqa: BLE001 - a broken cache folder means: train
         log.info("cannot load %s (%s): training instead", path, exc)
         return None
-    reference = Circuit.load(shipped_circuit_path()).fingerprint
-    fingerprint = model.fingerprint()
-    if fingerprint != reference or sorted(model.docids) != sorted(collection.doc_ids):
-        log.info("%s is model %s, not the reference %s: training instead", path, fingerprint, reference)
+    check = reference_check(model)
+    if not check.is_reference or sorted(model.docids) != sorted(collection.doc_ids):
+        log.info("%s is model %s, not the reference %s: training instead", path, check.fingerprint, check.reference)
         return None
-    log.info("reusing the reference default model %s from %s", fingerprint, path)
-    return model, fingerprint
+    log.info("reusing the reference default model %s from %s", check.fingerprint, path)
+    return model, check.fingerprint
 
 
 def genir_result(corpus: str, system: str, model: Any, collection: Collection, train_seconds: float,

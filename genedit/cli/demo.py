@@ -18,14 +18,13 @@ if TYPE_CHECKING:
 
 def _say_if_reference(model: GenIRModel) -> None:
     """Tell whether this default model is the one README's figures and the shipped circuit come from."""
-    from circuits import Circuit, shipped_circuit_path
+    from circuits import reference_check
 
-    reference = Circuit.load(shipped_circuit_path()).fingerprint
-    fingerprint = model.fingerprint()  # hashes every weight: once
-    if fingerprint == reference:
-        print(f"model {reference}: the reference default model (README's figures and circuits/default/ come from it)")
+    check = reference_check(model)  # hashes every weight: once
+    if check.is_reference:
+        print(f"model {check.reference}: the reference default model (README's figures and circuits/default/ come from it)")
     else:
-        print(f"model {fingerprint} differs from the reference default model {reference} (README's figures come from that one): "
+        print(f"model {check.fingerprint} differs from the reference default model {check.reference} (README's figures come from that one): "
               "it was trained with other settings, by another genedit version, or on hardware that rounds differently")
 
 
@@ -67,13 +66,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out or tempfile.mkdtemp(prefix="genedit-demo-"))
     circuit = None
     if not args.no_localize:
-        from circuits import LocalizeConfig, localize, write_report
+        from circuits import LocalizeConfig, localize, summary_markdown, write_report
 
         print("\nlocalizing the retrieval circuit ...", flush=True)
         circuit = localize(model, collection, LocalizeConfig(split="train", n_queries=args.queries))
         circuit.save(out / "circuit.json")
         write_report(circuit, out)
-        print(circuit.summary_markdown())
+        print(summary_markdown(circuit))
         print(f"circuit, heatmaps and summary in {out}")
     if not args.no_edit:
         reference = out / "reference-eval.json"

@@ -11,7 +11,7 @@ from genedit.cli.common import check_output_file
 
 def cmd_localize(args: argparse.Namespace) -> int:
     """Localize the retrieval circuit of a model and write the circuit, plots and summary."""
-    from circuits import Circuit, LocalizeConfig, localize, write_report
+    from circuits import Circuit, LocalizeConfig, localize, summary_markdown, write_report
     from genedit.data import load_collection
     from genedit.model.genir import GenIRModel
 
@@ -34,7 +34,7 @@ def cmd_localize(args: argparse.Namespace) -> int:
     circuit.save(args.out)
     if args.plots:
         write_report(circuit, args.plots)
-    print(circuit.summary_markdown())
+    print(summary_markdown(circuit))
     print(f"circuit written to {args.out}" + (f", plots and summary to {args.plots}" if args.plots else ""))
     if reference is None:
         return 0

@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--base", default="minilm", help="base model of the base and oracle models (tiny-t5 for a smoke run)")
     be.add_argument("--seed", type=int, default=0, help="seed of the splits and of training")
     be.add_argument("--fraction", type=_fraction, help="share of documents edited by add/delete/update (default 0.1/0.1/0.05)")
-    be.add_argument("--edits", type=_positive_int, help="length of the sequential stream (default 1000)")
-    be.add_argument("--every", type=_positive_int, help="measure the stream after every N edits (default 100)")
+    be.add_argument("--edits", type=_positive_int, help="length of the sequential stream (default 1000, or as many as a smaller corpus can take)")
+    be.add_argument("--every", type=_positive_int, help="measure the stream after every N edits (default 100; a tenth of a stream shortened to fit the corpus)")
     be.add_argument("--epochs", type=_positive_int, help=f"epoch bound of base and oracle training (default {TrainConfig.max_epochs})")
     be.add_argument("--baselines", help="comma-separated baselines on the edited corpus (default dense,tfidf,bm25; empty for none)")
     be.add_argument("--recipe", choices=list(RECIPES), default="default",

@@ -10,6 +10,7 @@ import pytest
 
 from genedit.cli import main
 from genedit.data import synthetic_collection, write_beir
+from genedit.edit import methods_for
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +38,21 @@ def test_quick_bench_runs_every_protocol_and_reuses_its_models(data, tmp_path, c
     assert set(doc["protocols"]) == {"add", "delete", "update", "sequential"}
     for protocol, section in doc["protocols"].items():
         kinds = [r["kind"] for r in section["rows"]]
-        assert kinds[:2] == ["base", "oracle"] and "edit" in kinds and kinds.count("baseline") == 2
-        edits = [r for r in section["rows"] if r["kind"] == "edit" and "error" not in r]
-        assert edits, section["rows"]
-        row = edits[0]
-        assert {"retained", "lost_top1", "ms_per_doc", "peak_mb", "changed_params", "retrain_ratio"} <= set(row)
-        if protocol != "delete":
-            assert {"edited", "efficacy"} <= set(row) and row["edited"]["hits@10"] >= 0
-        else:
-            assert row["deleted_returned"] == 0 and {"oracle_agreement", "oracle_agreement_old", "resurrection"} <= set(row)
+        assert kinds[:2] == ["base", "oracle"] and kinds.count("baseline") == 2
+        assert not [r for r in section["rows"] if "error" in r], section["rows"]
+        edits = [r for r in section["rows"] if r["kind"] == "edit"]
+        # every registered method of the protocol's op ran (a stream: row and the default add method)
+        expected = {"row", methods_for("add")[0]} if protocol == "sequential" else set(methods_for(protocol))
+        assert {r["system"] for r in edits} == expected
+        for row in edits:
+            assert {"retained", "lost_top1", "ms_per_doc", "peak_mb", "changed_params", "retrain_ratio"} <= set(row)
+            if protocol != "delete":
+                assert {"edited", "efficacy"} <= set(row)
+                h = row["edited"]
+                assert set(h) == {"hits@1", "hits@5", "hits@10", "mrr@10"} and 0 <= h["hits@1"] <= h["hits@5"] <= h["hits@10"] <= 1
+            else:
+                assert row["deleted_returned"] == 0 and {"oracle_agreement", "oracle_agreement_old", "resurrection"} <= set(row)
+        if protocol == "delete":
             base_row = section["rows"][0]
             assert base_row["deleted_returned"] > 0 and base_row["resurrection"] is not None  # before the delete
         for name in (section["base_model"], section["oracle_model"]):
@@ -65,6 +72,28 @@ def test_quick_bench_runs_every_protocol_and_reuses_its_models(data, tmp_path, c
     assert all(m["reused"] for m in again["models"].values())
     first_rows = {r["system"]: r.get("edited") for r in doc["protocols"]["add"]["rows"]}
     assert {r["system"]: r.get("edited") for r in again["protocols"]["add"]["rows"]} == first_rows
+
+
+def test_a_failing_method_is_written_named_and_exits_1(data, tmp_path, capsys, monkeypatch):
+    import benchmarks.harness
+
+    real = benchmarks.harness.edit
+
+    def edit(base_model, method, *args, **kwargs):
+        if method == "mask":
+            raise RuntimeError("boom")
+        return real(base_model, method, *args, **kwargs)
+
+    monkeypatch.setattr(benchmarks.harness, "edit", edit)
+    out = tmp_path / "out"
+    args = ["bench", "--data", str(data), "--protocol", "delete", "--methods", "mask", "--base", "tiny-t5", "--quick", "--baselines", "",
+            "--out", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "1 systems failed" in err and "delete/mask: RuntimeError: boom" in err
+    rows = {r["system"]: r for r in json.loads((out / "results.json").read_text())["protocols"]["delete"]["rows"]}
+    assert rows["mask"]["error"] == "RuntimeError: boom" and "error" not in rows["oracle (retrain)"]
+    assert "mask failed: RuntimeError: boom" in (out / "results.md").read_text()
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -186,7 +186,7 @@ class Bench:
 
     def _efficacy(self, base: CachedModel, split: Split, docs: list[Document]) -> Pairs:
         """The queries an edit of these documents trains on: the editor's own pseudo-queries."""
-        texts = Editor(base.model, corpus=split.base, history=False).ctx.queries_for(docs)
+        texts = Editor(base.model, corpus=split.base, history=False).pseudo_queries(docs)
         return [(Query(f"pq:{d.id}:{i}", t), {d.id}) for d, ts in zip(docs, texts) for i, t in enumerate(ts)]
 
     def _circuit(self, base: CachedModel, split: Split) -> Circuit:

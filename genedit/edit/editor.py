@@ -119,6 +119,10 @@ class Editor:
         self._check_indexed([d.id for d in docs])
         return self._run(EditRequest("update", [d.id for d in docs], docs, _queries(queries)), method, params)
 
+    def pseudo_queries(self, docs: Sequence[Document]) -> list[list[str]]:
+        """The queries an edit of these documents would train on when none are given (per document, in order)."""
+        return self.ctx.queries_for(docs)
+
     def log(self) -> list[JournalEntry]:
         """The journal: every edit since the base model, oldest first."""
         return list(self.model.journal.entries)

@@ -56,7 +56,7 @@ class LockHolder:
 
     def describe(self) -> str:
         """'pid 123 (genedit add ...) since 2025-01-01T10:00:00+00:00'."""
-        return f"pid {self.pid} ({self.command}) since {self.since}"
+        return f"pid {self.pid} ({_one_line(self.command)}) since {_one_line(self.since)}"
 
 
 class FolderLocked(WriteConflict):
@@ -81,13 +81,18 @@ class StaleVersion(WriteConflict):
                          "nothing was written (load the folder again and redo the edit; hold a FolderLock across load, edit and save)")
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    """Text on one line (whitespace runs collapsed), shortened to `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _holder_command() -> str:
-    """The command line of this process, for the lock file (shortened)."""
+    """The command line of this process, for the lock file (one line, shortened)."""
     argv = list(getattr(sys, "orig_argv", None) or sys.argv)
     if argv:
         argv[0] = Path(argv[0]).name
-    text = " ".join(argv)
-    return text if len(text) <= 300 else text[:297] + "..."
+    return _one_line(" ".join(argv))
 
 
 def read_holder(lock_file: str | Path) -> LockHolder | None:

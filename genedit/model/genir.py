@@ -382,13 +382,13 @@ class GenIRModel:
         if not in_place:
             check_writable_model_dir(path, overwrite=overwrite)
         if is_model_dir(path):
-            own = FolderLock(path).acquire() if lock is None else None
+            held = lock if lock is not None else FolderLock(path).acquire()  # wait 0: another writer is refused
             try:
-                base = self.version if in_place else None
-                self.version = write_version(path, lambda folder: self._write(folder, path), self.journal.files, lock=lock or own, base=base)  # type: ignore[arg-type]
+                base = self.version if in_place else None  # in place: refuse if HEAD moved since the load
+                self.version = write_version(path, lambda folder: self._write(folder, path), self.journal.files, lock=held, base=base)
             finally:
-                if own is not None:
-                    own.release()
+                if held is not lock:
+                    held.release()
             self.source = path
         else:
             write_new_folder(path, lambda tmp: self._write(tmp, tmp))

@@ -1,6 +1,7 @@
 """Command line: genedit train | eval | baseline | localize | demo | add | delete | update | log | rollback | bench | check.
 
-Exit codes: 0 ok, 1 a finding (a regression, a circuit that differs), 2 bad input, 3 internal error.
+Exit codes: 0 ok, 1 a finding (a regression, a circuit that differs), 2 bad input, 3 internal error, 4 a conflict with
+another writer of the model folder (its lock is held, or HEAD moved since the model was loaded; nothing written).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the genedit command: 0 ok, 1 a finding, 2 bad input (one line), 3 internal error (-v: traceback)."""
+    """Entry point of the genedit command: 0 ok, 1 a finding, 2 bad input (one line), 3 internal error (-v: traceback), 4 conflict."""
     args = build_parser().parse_args(argv)  # argparse errors exit 2
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -27,12 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from genedit.data.types import DataError
+    from genedit.model.storage import WriteConflict
 
     try:
         for name in ("json", "run"):  # output files: fail before the work, not after
             if getattr(args, name, None):
                 check_output_file(getattr(args, name))
         return args.func(args)
+    except WriteConflict as exc:  # another writer of the model folder: not bad input, not a bug
+        print(f"genedit: conflict: {exc}", file=sys.stderr)
+        return 4
     except (DataError, ValueError, KeyError, FileNotFoundError, FileExistsError, OSError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"genedit: error: {msg}", file=sys.stderr)

@@ -34,20 +34,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from genedit.data import load_collection
     from genedit.model.build import base_model
     from genedit.model.genir import GenIRModel
-    from genedit.model.storage import check_writable_model_dir, is_model_dir
+    from genedit.model.storage import FolderLock, check_writable_model_dir, is_model_dir
     from genedit.train.trainer import TrainConfig, train
 
     collection = load_collection("default")
     model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
     if not is_model_dir(model_dir) or args.retrain:
         check_writable_model_dir(model_dir, overwrite=True)  # never replace a folder that is not a genedit model
+        lock = FolderLock(model_dir).acquire() if is_model_dir(model_dir) else None  # a write: held until saved (or exit)
         cap = f", capped at {args.minutes:g} minutes" if args.minutes else ""
         print(f"training the default model on {len(collection.documents)} documents (at most {args.epochs} epochs{cap}) ...", flush=True)
         model = base_model("minilm")
         result = train(model, collection, TrainConfig(minutes=args.minutes, max_epochs=args.epochs))
         model.meta["name"] = "genir-pydocs"
         model.meta["data"] = "default"
-        model.save(model_dir, overwrite=True)
+        model.save(model_dir, overwrite=True, lock=lock)
+        if lock is not None:
+            lock.release()
         print(f"trained in {result.seconds:.0f}s (best epoch {result.best_epoch}); saved to {model_dir}")
     else:
         print(f"reusing the trained default model in {model_dir} (--retrain to train again)")

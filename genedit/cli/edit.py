@@ -3,16 +3,23 @@
 Without --out the model folder is edited in place: the new version is written beside the current one and made
 current by one atomic rename of the folder's HEAD file, so a crash at any moment leaves a loadable model.
 Everything is validated before the model is touched; bad input exits 2 and leaves the folder byte-identical.
+An in-place edit holds the folder's lock (genedit.model.storage.FolderLock) from before it loads the model until
+its new version is current: another writer is waited for (--wait SECONDS) or refused with exit 4, never lost.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from genedit.model.storage import FolderLock
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,15 @@ def _check_target(args: argparse.Namespace) -> Path:
     return out
 
 
+def _writer(args: argparse.Namespace, out: Path) -> contextlib.AbstractContextManager[FolderLock | None]:
+    """The folder lock an edit in place holds from before loading until saved (None when writing a new folder)."""
+    from genedit.model.storage import FolderLock
+
+    if out.exists() and out.resolve() == Path(args.model).resolve():
+        return FolderLock(out, wait=args.wait)
+    return contextlib.nullcontext()
+
+
 def _corpus(args: argparse.Namespace, model):
     """The collection the model indexes: --data, else the data the model was trained on (recorded by genedit train)."""
     from genedit.data import load_collection
@@ -56,9 +72,9 @@ def _editor(args: argparse.Namespace, model):
     return Editor(model, corpus=_corpus(args, model), settings=EditSettings(targets=args.targets))
 
 
-def _save(ed, out: Path) -> None:
+def _save(ed, out: Path, lock: FolderLock | None) -> None:
     """Write the edited model; a circuit localized for the edit is kept beside it for the next one."""
-    ed.model.save(out, overwrite=False)
+    ed.model.save(out, overwrite=False, lock=lock)
     if ed.localized:
         ed.circuit.save(out / "circuit.json")
         print(f"localized the model's circuit for this edit; saved it to {out / 'circuit.json'}")
@@ -90,10 +106,11 @@ def _edit_docs(args: argparse.Namespace, op: str) -> int:
         raise ValueError("--docs and --queries cannot both be '-': standard input is read once")
     docs = read_corpus(args.docs, require_text=True)
     queries = read_doc_queries(args.queries, {d.id for d in docs}) if args.queries else None
-    model = GenIRModel.load(args.model)
-    ed = _editor(args, model)
-    entry = (ed.add if op == "add" else ed.update)(docs, queries, method=args.method)
-    _save(ed, out)
+    with _writer(args, out) as lock:
+        model = GenIRModel.load(args.model)
+        ed = _editor(args, model)
+        entry = (ed.add if op == "add" else ed.update)(docs, queries, method=args.method)
+        _save(ed, out, lock)
     _report(entry, out)
     return 0
 
@@ -109,10 +126,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
         ids += read_ids(args.ids_file)
     if not ids:
         raise ValueError("no document ids to delete (give --ids or --ids-file)")
-    model = GenIRModel.load(args.model)
-    ed = _editor(args, model)
-    entry = ed.delete(ids, method=args.method)
-    _save(ed, out)
+    with _writer(args, out) as lock:
+        model = GenIRModel.load(args.model)
+        ed = _editor(args, model)
+        entry = ed.delete(ids, method=args.method)
+        _save(ed, out, lock)
     _report(entry, out)
     return 0
 
@@ -144,17 +162,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from genedit.model.genir import GenIRModel
 
     out = _check_target(args)
-    model = GenIRModel.load(args.model)
-    n = len(model.journal.entries)
-    if not 0 <= args.to <= n:
-        raise ValueError(f"no journal entry {args.to}: {args.model} has entries 1..{n} (0 = before the first edit)")
-    t = time.perf_counter()
-    undone = rollback_model(model, args.to)
-    expected = undone[-1].fingerprint_before if undone else None
-    fingerprint = model.fingerprint()
-    if expected is not None and fingerprint != expected:
-        raise RuntimeError(f"rollback produced model {fingerprint}, but the journal says {expected}")
-    model.save(out)
+    with _writer(args, out) as lock:
+        model = GenIRModel.load(args.model)
+        n = len(model.journal.entries)
+        if not 0 <= args.to <= n:
+            raise ValueError(f"no journal entry {args.to}: {args.model} has entries 1..{n} (0 = before the first edit)")
+        t = time.perf_counter()
+        undone = rollback_model(model, args.to)
+        expected = undone[-1].fingerprint_before if undone else None
+        fingerprint = model.fingerprint()
+        if expected is not None and fingerprint != expected:
+            raise RuntimeError(f"rollback produced model {fingerprint}, but the journal says {expected}")
+        model.save(out, lock=lock)
     print(f"rolled back {len(undone)} edits in {time.perf_counter() - t:.1f}s: model {fingerprint} (journal entry {args.to}); saved to {out}")
     return 0
 

@@ -26,6 +26,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 0.5:
@@ -37,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the genedit command."""
     from genedit.train.trainer import RECIPES, TrainConfig
 
-    p = argparse.ArgumentParser(prog="genedit", description="Edit the corpus of a generative retrieval model without retraining it.")
+    p = argparse.ArgumentParser(prog="genedit", description="Edit the corpus of a generative retrieval model without retraining it.",
+                                epilog="exit codes: 0 ok, 1 a finding, 2 bad input, 3 internal error, 4 a conflict with another writer of the model folder (its lock; see --wait)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -127,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
+WAIT_HELP = "wait up to this long for another writer of the model folder to finish (default 0: refuse at once, exit 4)"
+
+
 def _add_edit_parsers(sub: argparse._SubParsersAction) -> None:
     """Register add / delete / update / log / rollback on the genedit command."""
     from circuits.artifact import EDIT_SELECTIONS
@@ -139,6 +150,7 @@ def _add_edit_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--out", help="write the edited model to this new folder instead")
         p.add_argument("--data", help="the corpus the model indexes (BEIR folder or 'default'); default: what it was trained on")
         p.add_argument("--targets", default=EditSettings.targets, choices=EDIT_SELECTIONS, help="which circuit components circuit methods edit")
+        p.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS", help=WAIT_HELP)
 
     a = sub.add_parser("add", help="add documents (BEIR corpus lines) to a model")
     a.add_argument("--docs", required=True, help="JSONL of documents: {\"_id\", \"title\", \"text\"} per line ('-': standard input)")
@@ -167,4 +179,5 @@ def _add_edit_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--model", required=True)
     r.add_argument("--to", required=True, type=int, help="journal entry to return to (see genedit log)")
     r.add_argument("--out", help="write the restored model to this new folder instead")
+    r.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS", help=WAIT_HELP)
     r.set_defaults(func=cmd_rollback)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -14,19 +15,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a GenIR model on a collection and save it."""
     from genedit.data import load_collection
     from genedit.model.build import base_model
-    from genedit.model.storage import check_writable_model_dir
+    from genedit.model.storage import FolderLock, check_writable_model_dir, is_model_dir
     from genedit.train.trainer import TrainConfig, processes, train
 
     check_writable_model_dir(args.out, overwrite=args.overwrite)  # before training, not after
     collection = load_collection(args.data)
     model = base_model(args.base, seed=args.seed)
-    with processes(model.device) as state:  # several under accelerate launch / torchrun: they train data-parallel
+    with processes(model.device) as state, contextlib.ExitStack() as held:  # several under a launcher: data-parallel
+        # --overwrite of a model folder is a write: its lock is held from before training until the save (main process)
+        lock = held.enter_context(FolderLock(args.out)) if state.is_main_process and is_model_dir(args.out) else None
         result = train(model, collection, TrainConfig.recipe(args.recipe, minutes=args.minutes, seed=args.seed, max_epochs=args.epochs))
         model.meta["name"] = f"genir-{collection.name}"
         model.meta["data"] = data_spec(args.data)  # editing commands find the indexed corpus from it
         try:
             if state.is_main_process:  # one writer; the others return once the folder is complete
-                model.save(args.out, overwrite=args.overwrite)
+                model.save(args.out, overwrite=args.overwrite, lock=lock)
         finally:
             state.wait_for_everyone()
         if not state.is_main_process:

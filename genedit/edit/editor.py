@@ -30,6 +30,10 @@ class Editor:
     else one localized on demand from the corpus's training queries. `history=False` keeps no undo data in memory
     (long benchmark streams); `fingerprints=False` skips hashing the weights around each edit (the journal's
     fingerprints stay empty; about 0.3 s an edit on the default model). `targets` (e.g. ["L5.cross_attn"]) overrides the circuit's editing targets.
+
+    Saving the edited model in place (`model.save(model.source)`) raises StaleVersion if another writer saved the
+    folder since the model was loaded (no lost update); to exclude other writers from load to save, hold the lock:
+    `with FolderLock(dir) as lk: m = genedit.load(dir); Editor(m, ...).add(...); m.save(dir, lock=lk)`.
     """
 
     def __init__(

@@ -23,7 +23,7 @@ from genedit.eval.types import Run
 from genedit.model.components import ComponentMap, component_map
 from genedit.model.journal import Journal
 from genedit.model.pretrained import length_sorted
-from genedit.model.storage import DOCIDS_FILE, META_FILE, check_writable_model_dir, current_version, is_model_dir, write_new_folder, write_version
+from genedit.model.storage import DOCIDS_FILE, META_FILE, FolderLock, check_writable_model_dir, current_version, is_model_dir, write_new_folder, write_version
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ class GenIRModel:
         self._index = {d: i for i, d in enumerate(self.docids)}
         self.journal = Journal()
         self.source: Path | None = None  # the folder this model was loaded from (saving there edits it in place)
+        self.version: str | None = None  # the version of `source` it was loaded from / last saved as ("" = no versions)
 
     # --- construction ---------------------------------------------------------------------------
     def start_token_id(self) -> int:
@@ -377,19 +378,30 @@ class GenIRModel:
         hash_weights(h, self.hf.get_encoder())
         return h.hexdigest()[:16]
 
-    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = False, lock: FolderLock | None = None) -> Path:
         """Write weights (safetensors), config, tokenizer, docids and edit journal to a directory, atomically.
 
         Saving into the folder the model was loaded from (or, with overwrite, over any genedit model folder) writes
         a new version beside the current one and makes it current by one atomic rename of the `HEAD` pointer file:
-        a crash at any moment leaves the previous version or the new one loadable (genedit.model.storage).
+        a crash at any moment leaves the previous version or the new one loadable (genedit.model.storage). Such a
+        save holds the folder's lock: `lock` when the caller holds it (taken before loading, so no other writer
+        slips in between), else one taken for the save itself (FolderLocked if another writer holds it). Saving in
+        place raises StaleVersion, writing nothing, if HEAD moved since this model was loaded: no lost update.
         """
         path = Path(path)
+        if lock is not None and not lock.covers(path):
+            raise ValueError(f"the FolderLock given ({lock.folder}, held: {lock.held}) is not a held lock of {path}")
         in_place = self.source is not None and path.exists() and path.resolve() == self.source.resolve()
         if not in_place:
             check_writable_model_dir(path, overwrite=overwrite)
         if is_model_dir(path):
-            write_version(path, lambda folder: self._write(folder, path), self.journal.files)
+            held = lock if lock is not None else FolderLock(path).acquire()  # wait 0: another writer is refused
+            try:
+                base = self.version if in_place else None  # in place: refuse if HEAD moved since the load
+                self.version = write_version(path, lambda folder: self._write(folder, path), self.journal.files, lock=held, base=base)
+            finally:
+                if held is not lock:
+                    held.release()
             self.source = path
         else:
             write_new_folder(path, lambda tmp: self._write(tmp, tmp))
@@ -435,6 +447,7 @@ class GenIRModel:
         model = cls(hf, tokenizer, docids, tokens, max_query_length=int(meta.get("max_query_length", 64)), meta=meta)
         if root.exists():
             model.source = root
+            model.version = str(local.relative_to(root)) if local != root else ""
             model.journal = Journal.read(local, root)
         if device is not None:
             model.to(device)

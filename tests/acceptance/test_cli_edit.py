@@ -18,13 +18,14 @@ from genedit.cli import main
 from genedit.data import synthetic_collection, write_beir
 from genedit.model.build import TinySpec, tiny_model
 from genedit.model.genir import GenIRModel
+from genedit.model.storage import LOCK_FILE
 
 pytestmark = pytest.mark.acceptance
 
 
 def _tree(folder: Path) -> dict[str, str]:
-    """Every file under a folder with its content hash (byte-identity checks)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under a folder with its content hash (byte-identity checks); the writers' lock file is not the model's."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE}
 
 
 @pytest.fixture(scope="module")

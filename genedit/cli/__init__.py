@@ -1,4 +1,4 @@
-"""Command line: genedit train | eval | baseline | localize | demo | add | delete | update | log | rollback | bench | check.
+"""Command line: genedit train | eval | baseline | localize | demo | add | delete | update | log | rollback | serve | bench | check.
 
 Exit codes: 0 ok, 1 a finding (a regression, a circuit that differs), 2 bad input, 3 internal error, 4 a conflict with
 another writer of the model folder (its lock is held, or HEAD moved since the model was loaded; nothing written).

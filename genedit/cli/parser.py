@@ -8,6 +8,7 @@ from genedit.cli.bench import cmd_bench, cmd_check
 from genedit.cli.demo import cmd_demo
 from genedit.cli.edit import cmd_add, cmd_delete, cmd_log, cmd_rollback, cmd_update
 from genedit.cli.localize import cmd_localize
+from genedit.cli.serve import add_serve_parser
 from genedit.cli.train import cmd_baseline, cmd_eval, cmd_train
 from genedit.model.storage import default_model_dir
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     _add_edit_parsers(sub)
+    add_serve_parser(sub)
 
     be = sub.add_parser("bench", help="editing benchmark: add/delete/update/sequential protocols vs retrain oracle and baselines")
     be.add_argument("--data", required=True, help="BEIR folder, 'default', or irds:<id> (needs test queries)")

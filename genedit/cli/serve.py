@@ -29,8 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from genedit.cli.edit import _corpus
-    from genedit.model.storage import is_model_dir
-    from genedit.model.storage import FolderLocked
+    from genedit.model.storage import FolderLocked, is_model_dir
     from genedit.serve.app import create_app
     from genedit.serve.index import LiveIndex, resolve_device
 

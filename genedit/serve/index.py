@@ -26,8 +26,8 @@ import torch
 
 from genedit.data.types import Collection, Document
 from genedit.edit import Editor, methods_for
-from genedit.model.genir import HEAD_FILE, GenIRModel
-from genedit.model.storage import FolderLock, WriteConflict
+from genedit.model.genir import GenIRModel
+from genedit.model.storage import HEAD_FILE, FolderLock, WriteConflict
 
 log = logging.getLogger(__name__)
 

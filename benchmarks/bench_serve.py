@@ -36,11 +36,13 @@ def free_port() -> int:
 def start_server(model: Path, data: str | None, port: int, *, extra: list[str] | None = None, timeout: float = 300.0) -> subprocess.Popen:
     """`genedit serve` as a subprocess on 127.0.0.1:port, returned once /health answers (bounded wait)."""
     cmd = [sys.executable, "-m", "genedit", "serve", "--model", str(model), "--port", str(port), *(["--data", data] if data else []), *(extra or [])]
-    proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a server that logs a lot never blocks on it
+    proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=errors, text=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"genedit serve exited with {proc.returncode}: {proc.stderr.read().strip() if proc.stderr else ''}")
+            errors.seek(0)
+            raise RuntimeError(f"genedit serve exited with {proc.returncode}: {errors.read().strip()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
                 return proc

@@ -251,10 +251,13 @@ class LiveIndex:
             except Exception:  # noqa: BLE001 (the durable folder is the truth: start again from it)
                 self._reopen()
             raise
-        if ed.localized:  # a circuit localized for this edit serves the next ones too
-            ed.circuit.save(self.folder / "circuit.json")
-            ed.localized = False
         self._snapshot = _snapshot(_copy_model(model), fingerprint)  # the swap: queries starting now see this version
+        if ed.localized:  # a circuit localized for this edit serves the next ones too (and after a restart)
+            ed.localized = False
+            try:
+                ed.circuit.save(self.folder / "circuit.json")
+            except OSError as exc:
+                log.warning("could not keep the localized circuit beside the model: %s", exc)
 
     @staticmethod
     def _check_docs(model: GenIRModel, op: str, docs: list[Document], queries: Mapping[str, Sequence[str]] | None) -> None:

@@ -88,7 +88,7 @@ def _copy_model(model: GenIRModel) -> GenIRModel:
                       max_query_length=model.max_query_length, meta=copy.deepcopy(model.meta))
     twin.hf.eval()
     twin.source = model.source
-    twin._version = model.version  # noqa: SLF001 (the version it is a copy of)
+    twin.version = model.version  # the version it is a copy of
     twin.journal.base_fingerprint = model.journal.base_fingerprint
     twin.journal.entries = [copy.copy(e) for e in model.journal.entries]
     for e in twin.journal.entries:

@@ -13,11 +13,15 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.judge import LostTop1, top1, top1_changes
 from genedit.data.types import Collection, DataError
 from genedit.eval import evaluate, parse_measure, read_trec_run
 from genedit.eval.evaluate import check_judgeable
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +98,10 @@ def _cutoff(measures: list[str]) -> int:
     return max([10] + [parse_measure(m).cutoff for m in measures])
 
 
-def _rank_model(path: str | Path, collection: Collection, split: str, k: int, measures: list[str], kind_source: str) -> Side:
+def _rank_model(path: str | Path, collection: Collection, split: str, k: int, measures: list[str], kind_source: str, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Side:
     from genedit.model.genir import GenIRModel
 
-    model = GenIRModel.load(path)
+    model = GenIRModel.load(path, device=device, dtype=dtype)
     pairs = collection.split(split)
     check_judgeable(pairs, set(model.docids), model.journal.deleted(), str(path), split)
     run = model.rank([q for q, _ in pairs], k=k, progress=len(pairs) > 500)
@@ -105,13 +109,13 @@ def _rank_model(path: str | Path, collection: Collection, split: str, k: int, me
     return Side("model", kind_source, result.aggregate, top1(run), result.n_queries, run.ranking)
 
 
-def load_reference(ref: str | Path, collection: Collection, split: str, measures: list[str]) -> Side:
+def load_reference(ref: str | Path, collection: Collection, split: str, measures: list[str], device: torch.device | None = None, dtype: torch.dtype | None = None) -> Side:
     """A model folder, a `genedit eval --json` file or a TREC run, as measures on the split (and rank 1 per query)."""
     path = Path(ref)
     if not path.exists():
         raise FileNotFoundError(f"reference {path} does not exist (expected a model folder, a `genedit eval --json` file or a TREC run)")
     if path.is_dir():
-        return _rank_model(path, collection, split, _cutoff(measures), measures, str(path))
+        return _rank_model(path, collection, split, _cutoff(measures), measures, str(path), device, dtype)
     text = path.read_text(encoding="utf-8", errors="replace")
     if text.lstrip().startswith("{"):
         try:
@@ -161,14 +165,15 @@ def compare(reference: Side, candidate: Side, collection: Collection, split: str
     return CheckResult(passed, split, candidate.n_queries, reference.source, reference.kind, candidate_name, diffs, lost, gained, note)
 
 
-def run_check(model: str | Path, reference: str | Path, collection: Collection, split: str = "test", max_drop: dict[str, float] | None = None) -> CheckResult:
-    """Rank the split with the candidate model and compare it with the reference."""
+def run_check(model: str | Path, reference: str | Path, collection: Collection, split: str = "test", max_drop: dict[str, float] | None = None,
+              *, device: torch.device | None = None, dtype: torch.dtype | None = None) -> CheckResult:
+    """Rank the split with the candidate model (and a reference model) on `device` in `dtype`, and compare them."""
     drops = max_drop or dict(DEFAULT_MAX_DROP)
     measures = list(drops)
     if split not in collection.qrels or not collection.qrels[split].query_ids():
         raise DataError(f"collection {collection.name!r} has no {split!r} queries to check on; available: {sorted(collection.qrels)}")
-    ref = load_reference(reference, collection, split, measures)  # bad reference: fail before ranking the candidate
-    cand = _rank_model(model, collection, split, _cutoff(measures), measures, str(model))
+    ref = load_reference(reference, collection, split, measures, device, dtype)  # bad reference: fail before ranking the candidate
+    cand = _rank_model(model, collection, split, _cutoff(measures), measures, str(model), device, dtype)
     return compare(ref, cand, collection, split, drops, str(model))
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 
-from genedit.cli.common import check_output_file
+from genedit.cli.common import check_output_file, resolve_options
 from genedit.cli.parser import build_parser
 
 __all__ = ["main"]
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from genedit.model.storage import WriteConflict
 
     try:
+        resolve_options(args)  # an unusable --device / --dtype exits 2 before anything is read or written
         for name in ("json", "run"):  # output files: fail before the work, not after
             if getattr(args, name, None):
                 check_output_file(getattr(args, name))

@@ -55,7 +55,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     drops = parse_max_drop(args.max_drop)
     collection = load_collection(args.data)
-    result = run_check(args.model, args.reference, collection, args.split, drops)
+    result = run_check(args.model, args.reference, collection, args.split, drops, device=args.device, dtype=args.dtype)
     print(format_report(result))
     write_json(args.json, result.to_dict())
     return 0 if result.passed else 1

@@ -15,6 +15,16 @@ def write_json(path: str | None, payload: object) -> None:
         atomic_write_json(path, payload)
 
 
+def resolve_options(args) -> None:
+    """Turn --device / --dtype (where a command has them) into a torch device and dtype; ValueError if unusable."""
+    from genedit.model.device import resolve_device, resolve_dtype
+
+    if hasattr(args, "device"):
+        args.device = resolve_device(args.device)
+    if hasattr(args, "dtype"):
+        args.dtype = resolve_dtype(args.dtype)
+
+
 def check_output_file(path: str) -> None:
     """Fail before any long computation if `path` cannot be written as a file."""
     out = Path(path).absolute()

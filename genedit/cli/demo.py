@@ -44,7 +44,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         lock = FolderLock(model_dir).acquire() if is_model_dir(model_dir) else None  # a write: held until saved (or exit)
         cap = f", capped at {args.minutes:g} minutes" if args.minutes else ""
         print(f"training the default model on {len(collection.documents)} documents (at most {args.epochs} epochs{cap}) ...", flush=True)
-        model = base_model("minilm")
+        model = base_model("minilm", device=args.device)
         result = train(model, collection, TrainConfig(minutes=args.minutes, max_epochs=args.epochs))
         model.meta["name"] = "genir-pydocs"
         model.meta["data"] = "default"
@@ -54,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"trained in {result.seconds:.0f}s (best epoch {result.best_epoch}); saved to {model_dir}")
     else:
         print(f"reusing the trained default model in {model_dir} (--retrain to train again)")
-        model = GenIRModel.load(model_dir)
+        model = GenIRModel.load(model_dir, device=args.device)
     _say_if_reference(model)
     rows = []
     run, result, seconds = evaluate_model(model, collection, "test")

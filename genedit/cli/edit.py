@@ -107,7 +107,7 @@ def _edit_docs(args: argparse.Namespace, op: str) -> int:
     docs = read_corpus(args.docs, require_text=True)
     queries = read_doc_queries(args.queries, {d.id for d in docs}) if args.queries else None
     with _writer(args, out) as lock:
-        model = GenIRModel.load(args.model)
+        model = GenIRModel.load(args.model, device=args.device, dtype=args.dtype)
         ed = _editor(args, model)
         entry = (ed.add if op == "add" else ed.update)(docs, queries, method=args.method)
         _save(ed, out, lock)
@@ -127,7 +127,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     if not ids:
         raise ValueError("no document ids to delete (give --ids or --ids-file)")
     with _writer(args, out) as lock:
-        model = GenIRModel.load(args.model)
+        model = GenIRModel.load(args.model, device=args.device, dtype=args.dtype)
         ed = _editor(args, model)
         entry = ed.delete(ids, method=args.method)
         _save(ed, out, lock)
@@ -163,7 +163,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     out = _check_target(args)
     with _writer(args, out) as lock:
-        model = GenIRModel.load(args.model)
+        model = GenIRModel.load(args.model, device=args.device)
         n = len(model.journal.entries)
         if not 0 <= args.to <= n:
             raise ValueError(f"no journal entry {args.to}: {args.model} has entries 1..{n} (0 = before the first edit)")

@@ -20,7 +20,7 @@ def cmd_localize(args: argparse.Namespace) -> int:
     check_output_file(args.out)
     if args.plots:
         check_output_file(str(Path(args.plots) / "summary.md"))
-    model = GenIRModel.load(args.model)
+    model = GenIRModel.load(args.model, device=args.device, dtype=args.dtype)
     collection = load_collection(args.data)
     if args.compare:
         if args.queries is not None or args.split is not None:

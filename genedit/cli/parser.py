@@ -41,6 +41,15 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _device_options(p: argparse.ArgumentParser, dtype: bool = False) -> None:
+    """--device (every command that runs a model) and, where weights may be narrowed, --dtype."""
+    from genedit.model.device import DTYPES, ENV_DEVICE
+
+    p.add_argument("--device", help=f"auto (default: CUDA when there is a GPU, else the CPU), cpu, cuda or cuda:N; ${ENV_DEVICE} sets the default")
+    if dtype:
+        p.add_argument("--dtype", choices=list(DTYPES), help="weights' dtype (default: as saved, float32); bfloat16 halves a GPU's memory")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the genedit command."""
     from genedit.train.trainer import RECIPES, TrainConfig
@@ -62,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(boilerplate dropped); distinct: the same (its name while opt-in); plain: the default before issue 9 (random decoder start, "
                         "text as written); dsi: classic DSI (random rows, no teacher)")
     t.add_argument("--overwrite", action="store_true")
+    _device_options(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a model: hits@1/5/10, mrr@10")
@@ -70,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test")
     e.add_argument("--json", help="write the measures to this JSON file")
     e.add_argument("--run", help="write the TREC run file here")
+    _device_options(e, dtype=True)
     e.set_defaults(func=cmd_eval)
 
     from genedit.baselines import baseline_names
@@ -89,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--queries", type=_positive_int, help="queries to analyse (default 500)")
     lo.add_argument("--split", help="query split (default train)")
     lo.add_argument("--compare", metavar="CIRCUIT", help="repeat this circuit's localization (its settings) and exit 1 if any field but wall times differs")
+    _device_options(lo, dtype=True)
     lo.set_defaults(func=cmd_localize)
 
     d = sub.add_parser("demo", help="train (or reuse) the default model, compare with baselines, localize, edit a copy")
@@ -101,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--queries", type=_positive_int, default=500)
     d.add_argument("--no-localize", action="store_true")
     d.add_argument("--no-edit", action="store_true", help="skip the edit story (add, delete, gate, rollback on a copy of the model)")
+    _device_options(d)
     d.set_defaults(func=cmd_demo)
 
     _add_edit_parsers(sub)
@@ -122,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--recipe", choices=list(RECIPES), default="default",
                     help="training recipe of base and oracle models (plain: the default before issue 9; dsi: classic DSI, rows not sentence embeddings)")
     be.add_argument("--quick", action="store_true", help="smoke run: --edits 20 --every 10 --epochs 2 --baselines tfidf,bm25 unless given")
+    _device_options(be)
     be.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("check", help="regression gate: exit 1 if a model drops a measure of a reference by more than allowed")
@@ -131,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="test")
     c.add_argument("--max-drop", help="allowed drops, e.g. hits@1=0.005,hits@10=0.01 (defaults: hits@1 0.005, hits@5 0.01, hits@10 0.01, mrr@10 0.005)")
     c.add_argument("--json", help="write the verdict, measures and lost queries to this JSON file")
+    _device_options(c, dtype=True)
     c.set_defaults(func=cmd_check)
     return p
 
@@ -153,6 +168,7 @@ def _add_edit_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--data", help="the corpus the model indexes (BEIR folder or 'default'); default: what it was trained on")
         p.add_argument("--targets", default=EditSettings.targets, choices=EDIT_SELECTIONS, help="which circuit components circuit methods edit")
         p.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS", help=WAIT_HELP)
+        _device_options(p, dtype=True)
 
     a = sub.add_parser("add", help="add documents (BEIR corpus lines) to a model")
     a.add_argument("--docs", required=True, help="JSONL of documents: {\"_id\", \"title\", \"text\"} per line ('-': standard input)")
@@ -182,4 +198,5 @@ def _add_edit_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--to", required=True, type=int, help="journal entry to return to (see genedit log)")
     r.add_argument("--out", help="write the restored model to this new folder instead")
     r.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS", help=WAIT_HELP)
+    _device_options(r)
     r.set_defaults(func=cmd_rollback)

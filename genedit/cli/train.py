@@ -20,7 +20,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     check_writable_model_dir(args.out, overwrite=args.overwrite)  # before training, not after
     collection = load_collection(args.data)
-    model = base_model(args.base, seed=args.seed)
+    model = base_model(args.base, seed=args.seed, device=args.device)
     with processes(model.device) as state, contextlib.ExitStack() as held:  # several under a launcher: data-parallel
         # --overwrite of a model folder is a write: its lock is held from before training until the save (main process)
         lock = held.enter_context(FolderLock(args.out)) if state.is_main_process and is_model_dir(args.out) else None
@@ -52,7 +52,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from genedit.model.genir import GenIRModel
 
     collection = load_collection(args.data)
-    run, result, seconds = evaluate_model(GenIRModel.load(args.model), collection, args.split)
+    run, result, seconds = evaluate_model(GenIRModel.load(args.model, device=args.device, dtype=args.dtype), collection, args.split)
     print(format_table([Row("genir", result.aggregate, seconds)]))
     top1 = {q: r[0] for q, r in run.ranking.items() if r}  # lets `genedit check` name the queries that lose rank 1
     write_json(args.json, {"model": str(args.model), "split": args.split, "n_queries": result.n_queries, **result.aggregate, "top1": top1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from genedit.model.device import resolve_device
 from genedit.model.genir import _CLASSES, GenIRModel, load_config
 from genedit.model.pretrained import minilm_path
 
@@ -68,11 +70,24 @@ def _tiny_hf(arch: str, vocab_size: int, spec: TinySpec, pad_id: int, start_id: 
     raise ValueError(f"unknown tiny architecture {arch!r}; choose from {TINY_ARCHS}")
 
 
-def tiny_model(arch: str, docids: Sequence[str], spec: TinySpec | None = None) -> GenIRModel:
-    """A tiny randomly initialised GenIR model (MiniLM's WordPiece tokenizer) for tests and planted circuits."""
+# random-weight shapes of published models (T5's real dimensions; MiniLM's tokenizer), for scale benchmarks without a download
+SHAPES: dict[str, TinySpec] = {
+    "tiny": TinySpec(),
+    "t5-small": TinySpec(n_layers=6, d_model=512, n_heads=8, d_ff=2048, d_kv=64),
+    "t5-base": TinySpec(n_layers=12, d_model=768, n_heads=12, d_ff=3072, d_kv=64),
+    "t5-large": TinySpec(n_layers=24, d_model=1024, n_heads=16, d_ff=4096, d_kv=64),
+}
+
+
+def tiny_model(arch: str, docids: Sequence[str], spec: TinySpec | None = None, *, device: torch.device | None = None) -> GenIRModel:
+    """A tiny randomly initialised GenIR model (MiniLM's WordPiece tokenizer) for tests and planted circuits.
+
+    `device`: build the weights there directly (a T5-large shape initialises in seconds on a GPU); None: on the CPU.
+    """
     spec = spec or TinySpec()
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    with torch.random.fork_rng(devices=[]):  # seeded by spec.seed, the caller's random state untouched
+    place = torch.device(device) if device is not None else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), place:  # seeded by spec.seed, the caller's random state untouched
         hf = _tiny_hf(arch, len(tokenizer), spec, tokenizer.pad_token_id, tokenizer.cls_token_id)
         hf.eval()
         model = GenIRModel(hf, tokenizer, [], meta={"name": f"tiny-{arch}", "base": f"tiny-{arch}"})
@@ -97,8 +112,19 @@ def minilm_bert2bert(seed: int = 0) -> tuple[PreTrainedModel, object, list[str]]
     return hf, tokenizer, fresh
 
 
-def base_model(base: str, seed: int = 0) -> GenIRModel:
-    """A GenIR model with no documents yet from a base name: 'minilm' (default), 'tiny-<arch>', or an HF id/path."""
+def base_model(base: str, seed: int = 0, *, device: torch.device | str | None = None) -> GenIRModel:
+    """A GenIR model with no documents yet from a base name: 'minilm' (default), 'tiny-<arch>', or an HF id/path.
+
+    The weights are built on the CPU (the same seeded values everywhere) and moved to `device` (auto | cpu | cuda |
+    cuda:N; None: the CPU); an unusable device is refused (ValueError) before anything is built.
+    """
+    target = resolve_device(device) if device is not None else None
+    model = _base_model(base, seed)
+    return model.to(target) if target is not None else model
+
+
+def _base_model(base: str, seed: int) -> GenIRModel:
+    """base_model's model, on the CPU."""
     fresh: list[str] = []
     if base == "minilm":
         hf, tokenizer, fresh = minilm_bert2bert(seed)

@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration
 from genedit.data.types import Query
 from genedit.eval.types import Run
 from genedit.model.components import ComponentMap, component_map
+from genedit.model.device import resolve_device, resolve_dtype
 from genedit.model.journal import Journal
 from genedit.model.pretrained import length_sorted
 from genedit.model.storage import DOCIDS_FILE, META_FILE, FolderLock, check_writable_model_dir, current_version, is_model_dir, write_new_folder, write_version
@@ -193,10 +194,19 @@ class GenIRModel:
         """The docid rows of the unembedding matrix [N, D] (a view: writes go to the model)."""
         return self.cmap.unembedding(self.hf).weight[self.docid_token_ids]
 
-    def to(self, device: torch.device | str) -> "GenIRModel":
-        """Move the model to a device."""
-        self.hf.to(device)
-        self.scorer.to(device)
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the model's weights (float32 unless loaded with dtype=, e.g. bfloat16 on a GPU)."""
+        return next(self.hf.parameters()).dtype
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "GenIRModel":
+        """Move the model to a device ('auto', 'cuda:1', ... as `resolve_device` reads them) and/or cast its weights."""
+        if device is not None:
+            device = resolve_device(device)
+            self.hf.to(device)
+            self.scorer.to(device)
+        if dtype is not None:
+            self.hf.to(dtype)  # the scorer's docid ids stay integers
         return self
 
     def check_new_docids(self, docids: Sequence[str]) -> list[str]:
@@ -419,8 +429,16 @@ class GenIRModel:
             self.journal.write(folder, root)
 
     @classmethod
-    def load(cls, path: str | Path, *, device: torch.device | str | None = None, docids: Sequence[str] | None = None, **hf_kwargs) -> "GenIRModel":
-        """Load a genedit model directory, or any supported HF checkpoint (local or hub id) whose added tokens are docids."""
+    def load(cls, path: str | Path, *, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None, docids: Sequence[str] | None = None, **hf_kwargs) -> "GenIRModel":
+        """Load a genedit model directory, or any supported HF checkpoint (local or hub id) whose added tokens are docids.
+
+        `device`: auto | cpu | cuda | cuda:N (None: the CPU); `dtype`: float32 | bfloat16 (None: as saved). An unusable
+        device or dtype is refused (ValueError) before anything is read.
+        """
+        target = resolve_device(device) if device is not None else None
+        weights = resolve_dtype(dtype)
+        if weights is not None:
+            hf_kwargs.setdefault("dtype", weights)
         root = Path(path)
         local = current_version(root)
         if local != root:
@@ -449,8 +467,8 @@ class GenIRModel:
             model.source = root
             model.version = str(local.relative_to(root)) if local != root else ""
             model.journal = Journal.read(local, root)
-        if device is not None:
-            model.to(device)
+        if target is not None:
+            model.to(target)
         hf.eval()
         return model
 

@@ -94,11 +94,11 @@ def attribute(
     """Attribution-patching scores of every site (estimated mean change of `metric` when the site is patched)."""
     t0 = time.perf_counter()
     dh = runner.cmap.d_head
-    totals = torch.zeros(len(sites), dtype=torch.float64)
+    totals = torch.zeros(len(sites), dtype=torch.float64, device="cpu")
     relevant = relevant.to(runner.device)
     steps = range(0, len(encoded), batch_size)
     for start in tqdm(steps, total=math.ceil(len(encoded) / batch_size), desc="attribution", disable=not progress, leave=False):
-        index = torch.arange(start, min(start + batch_size, len(encoded)))
+        index = torch.arange(start, min(start + batch_size, len(encoded)), device="cpu")
         kv = runner.cross_kv(encoded.select(index))
         acts, grad, _ = gradients(runner, kv, relevant[index], metric)
         repl = source.replacement(clean.acts, index)
@@ -113,8 +113,8 @@ def attribute(
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
-    x = torch.tensor(list(a), dtype=torch.float64)
-    y = torch.tensor(list(b), dtype=torch.float64)
+    x = torch.tensor(list(a), dtype=torch.float64, device="cpu")
+    y = torch.tensor(list(b), dtype=torch.float64, device="cpu")
     if len(x) != len(y):
         raise ValueError(f"length mismatch: {len(x)} vs {len(y)}")
     rx, ry = _average_ranks(x), _average_ranks(y)
@@ -126,7 +126,7 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
 def _average_ranks(x: torch.Tensor) -> torch.Tensor:
     order = torch.argsort(x, stable=True)
     ranks = torch.empty_like(x)
-    ranks[order] = torch.arange(len(x), dtype=torch.float64)
+    ranks[order] = torch.arange(len(x), dtype=torch.float64, device="cpu")
     for value in torch.unique(x):
         tie = x == value
         if int(tie.sum()) > 1:

@@ -27,7 +27,7 @@ def word_vocab(model: GenIRModel) -> torch.Tensor:
     """Mask [V] of the unembedding rows that are whole words: alphabetic, >= 2 characters, not docid, not special."""
     tok = model.tokenizer
     rows = model.cmap.unembedding(model.hf).weight.shape[0]
-    mask = torch.zeros(rows, dtype=torch.bool)
+    mask = torch.zeros(rows, dtype=torch.bool, device="cpu")
     special = set(tok.all_special_ids)
     docids = set(model.docid_token_ids.tolist())
     tokens = tok.convert_ids_to_tokens(list(range(min(rows, len(tok)))))
@@ -109,7 +109,7 @@ def query_word_ids(model: GenIRModel, texts: Sequence[str], vocab: torch.Tensor)
     out = []
     for text in texts:
         ids = model.tokenizer(text, add_special_tokens=False, truncation=True, max_length=model.max_query_length)["input_ids"]
-        ids = torch.tensor(sorted({i for i in ids if i < len(vocab) and vocab[i]}), dtype=torch.long)
+        ids = torch.tensor(sorted({i for i in ids if i < len(vocab) and vocab[i]}), dtype=torch.long, device="cpu")
         out.append(ids)
     return out
 
@@ -118,12 +118,12 @@ def site_words(model: GenIRModel, acts: Activations, sites: Sequence[Site], text
     """Top written words of each site on the lens queries, with the own-query versus shuffled-query word scores."""
     vocab = word_vocab(model)
     columns = vocab.nonzero().squeeze(1).to(model.device)
-    position = torch.full((len(vocab),), -1, dtype=torch.long)
-    position[columns.cpu()] = torch.arange(len(columns))
+    position = torch.full((len(vocab),), -1, dtype=torch.long, device="cpu")
+    position[columns.cpu()] = torch.arange(len(columns), device="cpu")
     own = [position[ids] for ids in query_word_ids(model, texts, vocab)]
     n = len(texts)
     gen = torch.Generator().manual_seed(seed)
-    shuffle = (torch.arange(n) + 1 + torch.randint(0, max(n - 1, 1), (1,), generator=gen)) % n if n > 1 else torch.zeros(1, dtype=torch.long)
+    shuffle = (torch.arange(n, device="cpu") + 1 + torch.randint(0, max(n - 1, 1), (1,), generator=gen, device="cpu")) % n if n > 1 else torch.zeros(1, dtype=torch.long, device="cpu")
     tok = model.tokenizer
     results = []
     with torch.no_grad():
@@ -197,7 +197,7 @@ def residual_ranks(runner: Runner, encoded: Encoded, relevant: torch.Tensor, *, 
     ranks: list[list[torch.Tensor]] = [[] for _ in range(cmap.n_layers)]
     relevant = relevant.to(runner.device)
     for start in range(0, len(encoded), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(encoded)))
+        index = torch.arange(start, min(start + batch_size, len(encoded)), device="cpu")
         kv = runner.cross_kv(encoded.select(index))
         saved: list = []
         with torch.no_grad():

@@ -153,7 +153,7 @@ def localize(model: GenIRModel, collection: Collection, config: LocalizeConfig |
         t = time.perf_counter()
         k = min(config.lens_queries, Q)
         gen = torch.Generator().manual_seed(config.seed)
-        pick = torch.randperm(Q, generator=gen)[:k].sort().values
+        pick = torch.randperm(Q, generator=gen, device="cpu")[:k].sort().values
         texts = [queries.texts[i] for i in pick.tolist()]
         acts = clean.acts.select(pick.to(clean.acts.out.device))
         lens = LensResult(

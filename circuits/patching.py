@@ -105,7 +105,7 @@ class PatchSource:
         """Counterfactual patching: query i takes the activation of query (i + shift) mod n."""
         if n_queries < 2:
             raise ValueError("counterfactual patching needs at least 2 queries")
-        return cls("counterfactual", donors=(torch.arange(n_queries) + shift) % n_queries)
+        return cls("counterfactual", donors=(torch.arange(n_queries, device="cpu") + shift) % n_queries)
 
     def replacement(self, clean: Activations, index: torch.Tensor) -> Activations:
         """Replacement activations for the queries `index` of the clean run `clean`."""
@@ -248,7 +248,7 @@ class _Sums:
         self.n = n
         self.count = 0
         self.correct = 0
-        self.values = {k: torch.zeros(n, dtype=torch.float64) for k in ("hits1", "hits10", "rr10", "rank", "logit_diff", "logprob", "lost")}
+        self.values = {k: torch.zeros(n, dtype=torch.float64, device="cpu") for k in ("hits1", "hits10", "rr10", "rank", "logit_diff", "logprob", "lost")}
 
     def add(self, index: slice, stats: RankStats, clean_hit: torch.Tensor | None) -> None:
         """Add a chunk of settings [p, B] for settings `index`."""
@@ -314,7 +314,7 @@ def evaluate_patches(
     total = sum(math.ceil(n / max(1, max_rows // min(batch_size, len(encoded) - s))) for s in starts)
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     for start in starts:
-        index = torch.arange(start, min(start + batch_size, len(encoded)))
+        index = torch.arange(start, min(start + batch_size, len(encoded)), device="cpu")
         B = len(index)
         per = max(1, min(n, max_rows // B))
         kv = runner.cross_kv(encoded.select(index)).repeat(per)

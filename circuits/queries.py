@@ -16,13 +16,13 @@ log = logging.getLogger(__name__)
 
 def relevance_mask(model: GenIRModel, relevant: Sequence[set[str]]) -> torch.Tensor:
     """Boolean [Q, N] mask of each query's relevant documents among the model's docids (unknown ids ignored)."""
-    mask = torch.zeros(len(relevant), model.n_docs, dtype=torch.bool)
+    mask = torch.zeros(len(relevant), model.n_docs, dtype=torch.bool, device="cpu")  # filled element by element: on the host
     index = {d: i for i, d in enumerate(model.docids)}
     for q, docs in enumerate(relevant):
         for d in docs:
             if d in index:
                 mask[q, index[d]] = True
-    return mask
+    return mask.to(model.device)
 
 
 @dataclass
@@ -45,7 +45,7 @@ def select_queries(model: GenIRModel, collection: Collection, split: str, n: int
         raise ValueError(f"no {split} query of {collection.name!r} has a relevant document indexed by this model")
     if len(usable) > n:
         gen = torch.Generator().manual_seed(seed)
-        pick = torch.randperm(len(usable), generator=gen)[:n].sort().values.tolist()
+        pick = torch.randperm(len(usable), generator=gen, device="cpu")[:n].sort().values.tolist()
         usable = [usable[i] for i in pick]
     elif len(usable) < n:
         log.info("split %r has %d usable queries (< %d requested); using all", split, len(usable), n)

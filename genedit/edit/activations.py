@@ -146,7 +146,7 @@ def run_step(model: GenIRModel, batch: Prepared, *, capture: Sequence[Site] = ()
     """
     if any(site.layer < start_layer for site in [*capture, *(add or {})]):
         raise ValueError(f"a captured or steered site lies below start_layer {start_layer}")
-    out = StepOut(state=torch.empty(0))
+    out = StepOut(state=torch.empty(0, device=model.device))
     step = StepZero(model)
     with _hooks(model, capture, add, out), _lower_layers(model, batch, start_layer):
         hidden = Runner.dummy_states(batch.kv, model.cmap.d_model)

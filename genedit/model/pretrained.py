@@ -24,8 +24,8 @@ def length_sorted(lengths: Sequence[int], batch_size: int) -> tuple[list[list[in
     """Index batches of inputs of similar length (little padding) and the permutation that restores input order."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    restore = torch.empty(len(order), dtype=torch.long)
-    restore[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+    restore = torch.empty(len(order), dtype=torch.long, device="cpu")  # host-side: callers move it to their states' device
+    restore[torch.tensor(order, dtype=torch.long, device="cpu")] = torch.arange(len(order), device="cpu")
     return batches, restore
 
 

@@ -34,6 +34,7 @@ writes the row decides it); it also left the `plain` recipe's MiniLM model bit-i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -203,7 +204,8 @@ def encode_pool(model: GenIRModel, texts: list[str], targets: list[int], is_quer
     """Training inputs encoded once: texts with their target rows, kinds and dense-teacher vectors."""
     enc = _encode(model, texts, max_len, batch, accelerator)
     teacher = F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1)
-    return TrainingPool(enc, torch.tensor(targets), torch.tensor(is_query), teacher)
+    # host-side: indexed by host batches, moved to the model's device per batch
+    return TrainingPool(enc, torch.tensor(targets, device="cpu"), torch.tensor(is_query, device="cpu"), teacher)
 
 
 def _measures(rank: torch.Tensor) -> tuple[float, float, float]:
@@ -331,6 +333,27 @@ def processes(device: torch.device) -> Iterator[PartialState]:
             PartialState._reset_state()  # no public reset exists (as in _no_global_state)
 
 
+def max_positions(model: GenIRModel) -> int | None:
+    """Longest input the encoder can embed (learned positions: BERT, BART), None when unbounded (T5's relative positions)."""
+    config = model.hf.config
+    value = getattr(getattr(config, "encoder", None) or config, "max_position_embeddings", None)
+    return int(value) if value else None
+
+
+def fit_lengths(model: GenIRModel, cfg: TrainConfig) -> TrainConfig:
+    """The config with token lengths capped at the model's positions (tiny-bert2bert has 128; the default rows embed 256)."""
+    limit = max_positions(model)
+    lengths = {"row_tokens": cfg.row_tokens, "query_tokens": cfg.query_tokens, "index_tokens": cfg.index_tokens + 16}
+    over = {k: v for k, v in lengths.items() if limit is not None and v > limit}
+    if limit is None or not over:
+        return cfg
+    log.warning("the model embeds at most %d tokens: %s capped at %d", limit, ", ".join(f"{k} {v}" for k, v in over.items()), limit)
+    capped = {k: limit for k in over}
+    if "index_tokens" in capped:
+        capped["index_tokens"] = max(1, limit - 16)  # indexing inputs are encoded at index_tokens + 16
+    return dataclasses.replace(cfg, **capped)
+
+
 def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = None, *, split: str = "train") -> TrainResult:
     """Index every document of `collection` into `model` and train it with the DSI recipe above.
 
@@ -338,7 +361,7 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
     teacher reads their current rows. All targets are model rows (`GenIRModel.doc_index`). The run is a function of
     seed, data and hardware, and leaves no global state behind (the caller's RNG states are restored).
     """
-    cfg = cfg or TrainConfig()
+    cfg = fit_lengths(model, cfg or TrainConfig())
     with _no_global_state(model):
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -348,7 +371,7 @@ def train(model: GenIRModel, collection: Collection, cfg: TrainConfig | None = N
 def _train(model: GenIRModel, collection: Collection, cfg: TrainConfig, split: str) -> TrainResult:
     """The run: index the documents, build the inputs, set up the optimizer, train epoch by epoch, keep the best."""
     t0 = time.monotonic()
-    run = _Launch(Accelerator(cpu=model.device.type == "cpu"), t0 + cfg.minutes * 60 if cfg.minutes is not None else math.inf)
+    run = _Launch(Accelerator(cpu=model.device.type == "cpu", device_placement=False), t0 + cfg.minutes * 60 if cfg.minutes is not None else math.inf)
     if run.parallel:
         model.to(run.accelerator.device)  # a GPU per process; CPU processes stay where they are
     if not collection.documents:
@@ -497,8 +520,9 @@ class _Inputs:
 
     def batches(self, run: _Launch, rng: random.Random, n_docs: int, batch_size: int) -> list[tuple[str, list[int]]]:
         """One epoch's batches of both pools, length-bucketed, in the main process's shuffled order."""
-        order = run.shared_order(torch.randperm(len(self.pool.target)).tolist())
-        idx_order = run.shared_order(torch.randint(n_docs, (self.n_index,)).tolist())
+        # drawn on the host from the seeded CPU stream: the same order on every device
+        order = run.shared_order(torch.randperm(len(self.pool.target), device="cpu").tolist())
+        idx_order = run.shared_order(torch.randint(n_docs, (self.n_index,), device="cpu").tolist())
         batches = [("pool", b) for b in length_batches(order, self.pool.enc.mask.sum(1).tolist(), batch_size)]
         batches += [("index", b) for b in length_batches(idx_order, self.index_pool.enc.mask.sum(1).tolist(), batch_size)]
         rng.shuffle(batches)
@@ -542,7 +566,7 @@ class _DevSplit:
             with run.accelerator.split_between_processes(share, apply_padding=True) as mine:
                 share = mine
         enc = model.encode([pairs[i][0].text for i in share], max_length=cfg.query_tokens)
-        relevant = torch.zeros(len(share), model.n_docs, dtype=torch.bool)  # relevance over the model's rows
+        relevant = torch.zeros(len(share), model.n_docs, dtype=torch.bool, device="cpu")  # relevance over the model's rows (rank_of moves it)
         for row, i in enumerate(share):
             relevant[row, [model.doc_index(d) for d in pairs[i][1]]] = True
         return cls(share, enc, relevant)
@@ -621,7 +645,7 @@ def _step(model: GenIRModel, cfg: TrainConfig, run: _Launch, src: TrainingPool, 
         # that average the gradient of the global batch's mean loss, uneven shares included
         mine = idx[run.rank :: run.world]
         weight = len(mine) * run.world / len(idx)
-    index = torch.tensor(mine or idx[:1])  # a process without a share still joins the all-reduce, with weight 0
+    index = torch.tensor(mine or idx[:1], device="cpu")  # a process without a share still joins the all-reduce, with weight 0
     part = src.enc.select(index)
     is_q = src.is_query[index].to(model.device)
     # retrieval's logits (output bias included, frozen); real queries see detached rows: they train the

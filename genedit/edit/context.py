@@ -187,7 +187,7 @@ class EditContext:
                 owners.append(doc.id)
         if len(texts) > self.settings.max_preserved:
             gen = torch.Generator().manual_seed(self.settings.seed)
-            pick = torch.randperm(len(texts), generator=gen)[: self.settings.max_preserved].sort().values.tolist()
+            pick = torch.randperm(len(texts), generator=gen, device="cpu")[: self.settings.max_preserved].sort().values.tolist()
             texts, owners = [texts[i] for i in pick], [owners[i] for i in pick]
         return texts, owners
 

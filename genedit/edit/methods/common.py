@@ -25,7 +25,7 @@ def initial_rows(ctx: EditContext, docs: Sequence[Document], queries: Sequence[S
     texts = [q for qs in queries for q in qs]
     owner = [i for i, qs in enumerate(queries) for _ in qs]
     mean = mean_readout(ctx.model, texts, owner, len(docs), max_length=ctx.query_tokens)
-    norm = ctx.model.docid_rows().detach().norm(dim=-1).mean() if ctx.model.n_docs else torch.tensor(1.0)
+    norm = ctx.model.docid_rows().detach().norm(dim=-1).mean() if ctx.model.n_docs else torch.tensor(1.0, device=ctx.model.device)
     return F.normalize(mean, dim=-1) * norm
 
 
@@ -56,10 +56,10 @@ class IncDSI:
         keep = [i for i, d in enumerate(old_ids) if d not in exclude]
         old_ids, old_states = [old_ids[i] for i in keep], old_states[keep]
         texts = [q for qs in queries for q in qs]
-        owner = torch.tensor([i for i, qs in enumerate(queries) for _ in qs])
+        owner = torch.tensor([i for i, qs in enumerate(queries) for _ in qs], device=model.device)  # masks the model's scores: made there
         _, q_new, _ = read_keys(model, texts, [], max_length=ctx.query_tokens)
         rows, bias = _indexed(ctx, exclude)
-        old_pos = torch.tensor([model.doc_index(d) for d in old_ids])
+        old_pos = torch.tensor([model.doc_index(d) for d in old_ids], device=model.device)
         own_old = (old_states * model.docid_rows().detach()[old_pos]).sum(-1) + (bias[old_pos] if bias is not None else 0.0)
         competitor = (q_new @ rows.T + (bias if bias is not None else 0.0)).detach()
         mask_self = torch.zeros_like(competitor, dtype=torch.bool)
@@ -107,7 +107,7 @@ def forget_distribution(ctx: EditContext, batch: Prepared, forget: list[str]) ->
     without the document.
     """
     model = ctx.model
-    drop = torch.tensor([model.doc_index(d) for d in forget])
+    drop = torch.tensor([model.doc_index(d) for d in forget], device=model.device)
     if ctx.rows_are_embeddings:
         logits = batch.embedding @ F.normalize(model.docid_rows().detach(), dim=-1).T / ctx.temperature
     else:

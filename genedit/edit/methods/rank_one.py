@@ -92,10 +92,10 @@ class RankOne(EditMethod):
         edit = edit_texts(ctx, req, lambda queries: self._rows(ctx, req, queries))
         if edit.texts and ctx.targets:
             batch = prepare(model, edit.texts, max_length=self.query_tokens)
-            targets = ValueTargets(torch.tensor(edit.group), torch.tensor(edit.hard), None)
+            targets = ValueTargets(torch.tensor(edit.group, device=model.device), torch.tensor(edit.hard, device=model.device), None)
             if edit.forgets:
                 targets.soft = forget_distribution(ctx, batch, req.ids)
-                targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group])
+                targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group], device=model.device)
             self._edit(ctx, batch, targets, n_groups=len(req.ids))
         if req.op == "delete":
             ctx.remove_rows(req.ids)

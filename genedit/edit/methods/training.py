@@ -57,11 +57,11 @@ def training_set(ctx: EditContext, req: EditRequest, *, replay_ratio: float, que
     if replay_ratio > 0:
         pool, owners = ctx.preserved_texts(exclude=set(req.ids))
         k = min(len(pool), math.ceil(n_edit * replay_ratio))
-        for i in torch.randperm(len(pool), generator=generator)[:k].tolist():
+        for i in torch.randperm(len(pool), generator=generator, device=generator.device)[:k].tolist():
             texts.append(pool[i])
             hard.append(model.doc_index(owners[i]))
     batch = prepare(model, texts, max_length=query_tokens)
-    hard_t = torch.tensor(hard, dtype=torch.long)
+    hard_t = torch.tensor(hard, dtype=torch.long, device=model.device)
     is_soft = hard_t < 0
     soft_pos = torch.where(is_soft, torch.cumsum(is_soft.long(), 0) - 1, torch.full_like(hard_t, -1))
     soft = None
@@ -89,7 +89,7 @@ def fit(
     opt: torch.optim.Optimizer | None = None
     losses = []
     for _ in range(epochs):
-        order = torch.randperm(len(data), generator=generator)
+        order = torch.randperm(len(data), generator=generator, device=generator.device)
         total = 0.0
         for start in range(0, len(data), batch_size):
             index = order[start : start + batch_size]

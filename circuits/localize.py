@@ -12,7 +12,7 @@ import torch
 from circuits.artifact import AttributionSummary, BridgingHead, Circuit, CircuitSettings, Timings
 from circuits.attribution import attribute, exact_metric_deltas, spearman
 from circuits.lens import LensResult, cross_attention_reading, residual_ranks, site_words
-from circuits.patching import MODES, CleanRun, Mode, PatchSource, SiteEffect, clean_run, sweep
+from circuits.patching import MODES, CleanRun, Mode, PatchSource, SiteEffect, clean_run, patch_rows, sweep
 from circuits.queries import select_queries
 from circuits.runner import Runner
 from circuits.stages import StageRule, Stages, label_stages, minimal_circuit
@@ -32,7 +32,7 @@ class LocalizeConfig:
     mode: Mode = "mean"  # patching mode of the sweep: zero | mean | counterfactual
     heads: bool = True  # also patch every attention head
     batch_size: int = 16  # queries per decoder batch
-    max_rows: int = 512  # decoder rows per patched forward (queries x patch settings); bounds memory (fastest on 2 CPU cores)
+    max_rows: int | None = None  # decoder rows per patched forward (queries x patch settings); bounds memory. None: 512 on the CPU, from free memory on a GPU (patching.patch_rows)
     seed: int = 0
     counterfactual_shift: int = 1  # counterfactual donor of query i: query i + shift (in analysis order)
     attribution: bool = True
@@ -65,7 +65,7 @@ class LocalizeConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose from {MODES}")
-        if self.n_queries < 1 or self.batch_size < 1 or self.max_rows < 1:
+        if self.n_queries < 1 or self.batch_size < 1 or (self.max_rows is not None and self.max_rows < 1):
             raise ValueError("n_queries, batch_size and max_rows must be >= 1")
         if not 0 < self.circuit_target <= 1:
             raise ValueError(f"circuit_target must be in (0, 1], got {self.circuit_target}")
@@ -123,7 +123,9 @@ def localize(model: GenIRModel, collection: Collection, config: LocalizeConfig |
 
     source = _source(config.mode, clean, config.counterfactual_shift)
     sites = cmap.sites(heads=config.heads)
-    kw = dict(batch_size=config.batch_size, max_rows=config.max_rows, progress=config.progress)
+    max_rows = config.max_rows or patch_rows(runner, encoded.hidden.shape[1])
+    log.info("%d decoder rows per patched forward", max_rows)
+    kw = dict(batch_size=config.batch_size, max_rows=max_rows, progress=config.progress)
     result = sweep(runner, encoded, queries.relevant, sites, source, clean, **kw)  # type: ignore[arg-type]
     timings.sweep, timings.sweep_forwards = result.seconds, result.n_forwards
     effects = result.effects

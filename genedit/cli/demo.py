@@ -102,7 +102,7 @@ def _edit_story(model: GenIRModel, collection, circuit, out: Path, reference: Pa
     copy = out / "edited-model"
     print(f"\nediting a copy of the model in {copy} (the cached model is never edited) ...", flush=True)
     model.save(copy)
-    edited = GenIRModel.load(copy)
+    edited = GenIRModel.load(copy, device=model.device)
     before = edited.fingerprint()
     editor = Editor(edited, corpus=collection, circuit=circuit)
     docs, queries = demo_edits()
@@ -121,7 +121,7 @@ def _edit_story(model: GenIRModel, collection, circuit, out: Path, reference: Pa
     edited.save(copy)
     print(f"saved the edited model as a new version of {copy}: model {before} -> {edited.fingerprint()}")
     print(f"\ngate: genedit check --model {copy} --reference {reference} --data default")
-    print("\n".join("  " + line for line in format_report(run_check(copy, reference, collection, "test")).splitlines()))
+    print("\n".join("  " + line for line in format_report(run_check(copy, reference, collection, "test", device=model.device)).splitlines()))
     undone = rollback_model(edited, 0)
     edited.save(copy)
     restored = edited.fingerprint()

@@ -31,9 +31,12 @@ def _no_cuda(spec: str) -> ValueError:
 
 
 def resolve_device(spec: str | torch.device | None = None) -> torch.device:
-    """The device a command or API call runs on: `spec` (auto|cpu|cuda|cuda:N), else $GENEDIT_DEVICE, else auto."""
+    """The device a command or API call runs on: `spec` (auto|cpu|cuda|cuda:N), else $GENEDIT_DEVICE, else auto.
+
+    A torch.device is taken as it is (accelerate's `cpu:0` too): only names are resolved.
+    """
     if isinstance(spec, torch.device):
-        spec = str(spec)
+        return spec
     text = (spec or os.environ.get(ENV_DEVICE) or "auto").strip().lower()
     if text == "auto":
         if not torch.cuda.is_available():

@@ -164,3 +164,10 @@ def test_tiny_bases_train_with_the_default_recipe(base, tmp_path, capsys):
     limit = 128 if base != "tiny-t5" else 256
     assert saved.meta["train"]["config"]["row_tokens"] == limit
 
+
+
+def test_a_torch_device_is_taken_as_it_is():
+    """accelerate's processes name the CPU `cpu:0`: moving a model there must work (data-parallel training does it)."""
+    assert resolve_device(torch.device("cpu", 0)) == torch.device("cpu", 0)
+    model = tiny_model("t5", ["a"]).to(torch.device("cpu", 0))
+    assert model.device.type == "cpu"

@@ -119,7 +119,8 @@ def run_size(shape: str, n_docs: int, device: torch.device, dtype: torch.dtype |
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-    model, result.build_seconds = _phase(result, "build", device, lambda: tiny_model("t5", [d.id for d in indexed.documents], SHAPES[shape], device=device))
+    model, seconds = _phase(result, "build", device, lambda: tiny_model("t5", [d.id for d in indexed.documents], SHAPES[shape], device=device))
+    result.build_seconds = round(seconds, 2)
     if dtype is not None:
         model.to(dtype=dtype)
     result.parameters = sum(p.numel() for p in model.hf.parameters())

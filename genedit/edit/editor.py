@@ -56,6 +56,8 @@ class Editor:
         if circuit is not None:
             circuit.check_model(model)
         self.ctx = EditContext(model, [], corpus, settings)
+        for entry in model.journal.entries:  # documents earlier edits (other processes) added or updated: preserved too
+            self.ctx.remember([Document(**d) for d in entry.documents])
         self._targets: list[Site] | None = [s if isinstance(s, Site) else Site.parse(s) for s in targets] if targets is not None else None
         for site in self._targets or []:
             model.cmap.path(site.component, site.layer)  # IndexError for a layer the model lacks

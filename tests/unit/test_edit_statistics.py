@@ -6,6 +6,7 @@ import pytest
 import torch
 from edit_support import edit_model
 
+from genedit.data.types import Document
 from genedit.edit import Editor, statistics
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
@@ -111,3 +112,13 @@ def test_a_damaged_or_foreign_file_is_recomputed(collection, model_dir):
     other = collection.documents[5:24]  # another corpus: most texts differ, the saved sums are not patched up
     saved = _saved(model_dir)
     assert statistics.refresh(saved, again.model, [t for d in other for t in (d.title, d.text)], [SITE], again.ctx.query_tokens) is None
+
+
+def test_documents_added_by_an_earlier_process_are_preserved_by_the_next(collection, model_dir):
+    """Their text is in the journal, not in the corpus the next command is given."""
+    ed = Editor(GenIRModel.load(model_dir), corpus=collection, targets=[SITE])
+    ed.add([Document("x1", "Brand new", "A text no corpus holds. It has two sentences.")], method="row")
+    ed.save(model_dir)
+    later = Editor(GenIRModel.load(model_dir), corpus=collection, targets=[SITE])
+    assert later.ctx.preserved_texts()[0] == ed.ctx.preserved_texts()[0]
+    assert "x1" in later.ctx.preserved_texts()[1]

@@ -125,6 +125,7 @@ class EditContext:
         self.n_preserved = 0  # how many preserved texts the cached second moments average over (MEMIT's N0)
         self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
         self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
+        self.caches: dict[str, object] = {}  # per-context caches of methods (e.g. the guard's encoded sample)
         self.recipe = RowRecipe.of(model)  # how the model's rows and inputs were made: edits make theirs alike
         self.row_tokens = self.recipe.row_tokens
         self.query_tokens = self.recipe.query_tokens

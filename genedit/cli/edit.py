@@ -74,7 +74,7 @@ def _editor(args: argparse.Namespace, model):
 
 def _save(ed, out: Path, lock: FolderLock | None) -> None:
     """Write the edited model; a circuit localized for the edit is kept beside it for the next one."""
-    ed.model.save(out, overwrite=False, lock=lock)
+    ed.save(out, overwrite=False, lock=lock)  # with the preservation statistics, so the next command reads them
     if ed.localized:
         ed.circuit.save(out / "circuit.json")
         print(f"localized the model's circuit for this edit; saved it to {out / 'circuit.json'}")

@@ -35,6 +35,10 @@ class Prepared:
     def __len__(self) -> int:
         return self.kv.batch
 
+    def forget_layers(self) -> None:
+        """Drop the recorded lower layers (an edit below them changed what they would give)."""
+        self._lower = None
+
     @property
     def recorded_layers(self) -> int:
         """How many lower decoder layers' step-0 output is recorded for reuse (`run_step`'s start_layer; 0: none)."""

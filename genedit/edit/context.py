@@ -6,18 +6,20 @@ import logging
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from genedit.data.text import boilerplate, distinct_documents
 from genedit.data.types import Collection, Document
-from genedit.edit.activations import mean_readout, read_keys
-from genedit.edit.closed_form import second_moment
+from genedit.edit import statistics
+from genedit.edit.activations import mean_readout
 from genedit.edit.pseudo import PseudoQueries
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 from genedit.model.journal import TensorChange
 from genedit.model.rows import RowRecipe, indexing_texts, pseudo_queries, row_embedding, row_views
+from genedit.model.storage import current_version
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +121,11 @@ class EditContext:
         self.recorder: Recorder | None = None
         self.edit_keys: dict[Site, list[torch.Tensor]] = {}  # keys of earlier edits per site (AlphaEdit's K_p)
         self._cov: dict[Site, torch.Tensor] = {}
+        self.stats: statistics.PreservationStats | None = None  # what _cov was read from (saved with the model version)
         self.n_preserved = 0  # how many preserved texts the cached second moments average over (MEMIT's N0)
         self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
         self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
+        self.caches: dict[str, object] = {}  # per-context caches of methods (e.g. the guard's encoded sample)
         self.recipe = RowRecipe.of(model)  # how the model's rows and inputs were made: edits make theirs alike
         self.row_tokens = self.recipe.row_tokens
         self.query_tokens = self.recipe.query_tokens
@@ -197,20 +201,59 @@ class EditContext:
 
         The statistics are read on the model as it is when first needed and kept across later edits, as AlphaEdit
         keeps its K0: a long stream of edits slowly moves the keys above the edited layers, and `reset_statistics`
-        recomputes them (about 40 s on the default model) when that matters more than the cost.
+        recomputes them (about 40 s on the default model) when that matters more than the cost. Statistics saved
+        with the model version (genedit.edit.statistics) are reused when they are still valid for this model and
+        corpus (checked, brought up to date for the documents that changed), else recomputed.
         """
         if site not in self._cov:
             texts, _ = self.preserved_texts()
-            self.n_preserved = len(texts)
-            log.info("preservation statistics: %d texts of %d documents at %s", len(texts), self.model.n_docs, ", ".join(map(str, self.targets)))
-            keys, _, _ = read_keys(self.model, texts, list(dict.fromkeys([*self.targets, site])), max_length=self.query_tokens)
-            for s, k in keys.items():
-                self._cov[s] = second_moment(k)
+            sites = list(dict.fromkeys([*self.targets, site]))
+            log.info("preservation statistics: %d texts of %d documents at %s", len(texts), self.model.n_docs, ", ".join(map(str, sites)))
+            self.stats, reused = statistics.obtain(self.model, texts, sites, self.query_tokens, self._saved_statistics())
+            if not reused:
+                self._keep_statistics()
+            self._cov = {s: self.stats.moment(s) for s in sites}
+            self.n_preserved = self.stats.count
         return self._cov[site]
+
+    def _saved_statistics(self) -> statistics.PreservationStats | None:
+        """The statistics saved with the version the model was loaded from, if any (unchecked)."""
+        if self.model.source is None:
+            return None
+        try:
+            folder = current_version(self.model.source)
+        except FileNotFoundError:
+            return None
+        return statistics.load(folder / statistics.STATS_FILE)
+
+    def _keep_statistics(self) -> None:
+        """Write freshly computed statistics beside the version the model came from (a cache: checked when read)."""
+        if self.model.source is None or self.stats is None:
+            return
+        try:
+            statistics.save(self.stats, current_version(self.model.source) / statistics.STATS_FILE)
+        except OSError as e:
+            log.info("preservation statistics not kept beside %s: %s", self.model.source, e)
+
+    def write_statistics(self, path: Path) -> None:
+        """Write the preservation statistics valid for the model as it is now (a save hook; nothing when none can be)."""
+        stats = self.stats or self._saved_statistics()
+        if stats is None or not self.documents:
+            return
+        try:
+            texts, _ = self.preserved_texts()
+            fresh = statistics.refresh(stats, self.model, texts, list(stats.sums), self.query_tokens)
+            if fresh is None:
+                log.info("preservation statistics not saved: the edit changed the weights they depend on (the next edit recomputes them)")
+                return
+            statistics.save(fresh, path)
+        except (OSError, ValueError, RuntimeError) as e:  # a cache: the model is saved without it
+            log.warning("preservation statistics not saved: %s", e)
 
     def reset_statistics(self) -> None:
         """Forget the cached preservation statistics and document states: the next edit reads them again."""
         self._cov.clear()
+        self.stats = None
         self.n_preserved = 0
         self._doc_states = None
 

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 
@@ -55,6 +56,8 @@ class Editor:
         if circuit is not None:
             circuit.check_model(model)
         self.ctx = EditContext(model, [], corpus, settings)
+        for entry in model.journal.entries:  # documents earlier edits (other processes) added or updated: preserved too
+            self.ctx.remember([Document(**d) for d in entry.documents])
         self._targets: list[Site] | None = [s if isinstance(s, Site) else Site.parse(s) for s in targets] if targets is not None else None
         for site in self._targets or []:
             model.cmap.path(site.component, site.layer)  # IndexError for a layer the model lacks
@@ -146,6 +149,12 @@ class Editor:
         """Undo every edit after journal entry `to` (0: back to the base model); returns the undone entries."""
         _check_entry(self.model, to)
         return [self.undo() for _ in range(len(self.model.journal.entries) - to)]
+
+    def save(self, path: str | Path, *, overwrite: bool = False, lock=None) -> Path:
+        """Save the model (as `GenIRModel.save`, `lock` alike) with the preservation statistics valid for it, for the next process."""
+        from genedit.edit.statistics import STATS_FILE
+
+        return self.model.save(path, overwrite=overwrite, lock=lock, extra={STATS_FILE: self.ctx.write_statistics})
 
     # --- internals --------------------------------------------------------------------------------
     def _run(self, req: EditRequest, method: str | None, params: Mapping[str, object]) -> JournalEntry:

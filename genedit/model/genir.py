@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -388,7 +388,8 @@ class GenIRModel:
         hash_weights(h, self.hf.get_encoder())
         return h.hexdigest()[:16]
 
-    def save(self, path: str | Path, *, overwrite: bool = False, lock: FolderLock | None = None) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = False, lock: FolderLock | None = None,
+             extra: Mapping[str, Callable[[Path], None]] | None = None) -> Path:
         """Write weights (safetensors), config, tokenizer, docids and edit journal to a directory, atomically.
 
         Saving into the folder the model was loaded from (or, with overwrite, over any genedit model folder) writes
@@ -397,6 +398,7 @@ class GenIRModel:
         save holds the folder's lock: `lock` when the caller holds it (taken before loading, so no other writer
         slips in between), else one taken for the save itself (FolderLocked if another writer holds it). Saving in
         place raises StaleVersion, writing nothing, if HEAD moved since this model was loaded: no lost update.
+        `extra` maps more file names of the version to functions writing them (e.g. the editor's cached statistics).
         """
         path = Path(path)
         if lock is not None and not lock.covers(path):
@@ -408,17 +410,17 @@ class GenIRModel:
             held = lock if lock is not None else FolderLock(path).acquire()  # wait 0: another writer is refused
             try:
                 base = self.version if in_place else None  # in place: refuse if HEAD moved since the load
-                self.version = write_version(path, lambda folder: self._write(folder, path), self.journal.files, lock=held, base=base)
+                self.version = write_version(path, lambda folder: self._write(folder, path, extra), self.journal.files, lock=held, base=base)
             finally:
                 if held is not lock:
                     held.release()
             self.source = path
         else:
-            write_new_folder(path, lambda tmp: self._write(tmp, tmp))
+            write_new_folder(path, lambda tmp: self._write(tmp, tmp, extra))
         self.journal.source = path
         return path
 
-    def _write(self, folder: Path, root: Path) -> None:
+    def _write(self, folder: Path, root: Path, extra: Mapping[str, Callable[[Path], None]] | None = None) -> None:
         """Every file of one model version into `folder`; journal tensors into `root/journal`."""
         self.hf.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
@@ -427,6 +429,8 @@ class GenIRModel:
         (folder / META_FILE).write_text(json.dumps(meta, indent=2))
         if self.journal.entries or self.journal.base_fingerprint:
             self.journal.write(folder, root)
+        for name, write in (extra or {}).items():
+            write(folder / name)
 
     @classmethod
     def load(cls, path: str | Path, *, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None, docids: Sequence[str] | None = None, **hf_kwargs) -> "GenIRModel":

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genedit.edit import guard
 from genedit.edit.activations import Prepared, frozen, prepare, run_step
 from genedit.edit.closed_form import null_space, solve_update
 from genedit.edit.context import EditContext, EditRequest
@@ -78,6 +79,11 @@ class RankOne(EditMethod):
     forget_lr: float = 0.1
     forget_lam: float = 0.18  # preservation weight when the edit also forgets (a harder target: lam leaves the old row findable)
     forget_rank: int = 10  # delete/update: push the forgotten row below the k-th remaining document too (0: off)
+    guard: bool = False  # add/update: the update may take rank 1 from no more preserved texts than the rows alone (guard.py);
+    # off by default: on the bundled corpus's add protocol it shrinks the update to nothing (rank-one = row), see CHANGELOG
+    guard_texts: int = 256  # preserved texts the guard checks (encoded once per editing context)
+    guard_rounds: int = 2  # re-solves with the texts the update took protected
+    guard_boost: float = 100.0  # weight of a protected text's key, in units of a preserved key's (lam)
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
         """Second moments of the preserved keys at every target (once per model); indexed documents' states for row-solve."""
@@ -85,10 +91,21 @@ class RankOne(EditMethod):
             ctx.covariance(site)
         if req.op in ("add", "update") and not ctx.rows_are_embeddings:
             ctx.doc_states()
+        if self._guarded(req):
+            key = f"guard:{self.guard_texts}:{ctx.settings.seed}:{self.query_tokens}"
+            if key not in ctx.caches:
+                ctx.caches[key] = guard.sample(ctx, self.guard_texts, ctx.settings.seed, self.query_tokens)
+            self._sample = ctx.caches[key]
+
+    def _guarded(self, req: EditRequest) -> bool:
+        return self.guard and req.op in ("add", "update") and not self.nullspace
 
     def apply(self, ctx: EditContext, req: EditRequest) -> None:
         """Rows first, then the value optimisation and the closed-form update of every target (see module doc)."""
         model = ctx.model
+        sample = getattr(self, "_sample", None) if self._guarded(req) else None
+        if sample is not None:  # which preserved texts hold rank 1 before anything is written
+            sample = guard.held_now(ctx, sample, exclude=set(req.ids))
         edit = edit_texts(ctx, req, lambda queries: self._rows(ctx, req, queries))
         if edit.texts and ctx.targets:
             batch = prepare(model, edit.texts, max_length=self.query_tokens)
@@ -96,7 +113,7 @@ class RankOne(EditMethod):
             if edit.forgets:
                 targets.soft = forget_distribution(ctx, batch, req.ids)
                 targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group], device=model.device)
-            self._edit(ctx, batch, targets, n_groups=len(req.ids))
+            self._edit(ctx, batch, targets, n_groups=len(req.ids), sample=sample)
         if req.op == "delete":
             ctx.remove_rows(req.ids)
 
@@ -108,7 +125,7 @@ class RankOne(EditMethod):
         return IncDSI().solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
 
     # --- the edit ---------------------------------------------------------------------------------
-    def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, n_groups: int) -> None:
+    def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, n_groups: int, sample: guard.GuardSample | None = None) -> None:
         model = ctx.model
         sites = ctx.targets
         lowest = min(s.layer for s in sites)  # layers below the lowest target never change: computed once
@@ -116,6 +133,7 @@ class RankOne(EditMethod):
             start = run_step(model, batch, capture=sites, start_layer=lowest)
         deltas = self._values(ctx, batch, targets, start.outputs, n_groups, lowest)
         wanted = {s: start.outputs[s] + deltas[s][targets.group] for s in sites}
+        allowed = int(guard.lost(ctx, sample, None, lowest).sum()) if sample is not None else 0  # what the rows alone cost
         for i, site in enumerate(sites):
             if i == 0:
                 keys, now = start.keys[site], start.outputs[site]
@@ -130,6 +148,14 @@ class RankOne(EditMethod):
                 prev = torch.cat(ctx.edit_keys[site]) if ctx.edit_keys.get(site) else None
                 scale = (keys.double().pow(2).sum() / keys.shape[1]).item()
                 delta = solve_update(keys, resid, cov, 0.0, projector=null_space(cov, self.threshold), prev_keys=prev, alpha=self.alpha * scale)
+            elif sample is not None:
+                weight = lam * ctx.n_preserved
+
+                def solve(extra: torch.Tensor | None, keys=keys, resid=resid, cov=cov, weight=weight) -> torch.Tensor:
+                    c = cov if extra is None else cov + self.guard_boost / max(ctx.n_preserved, 1) * (extra.double().T @ extra.double()).to(cov.device)
+                    return solve_update(keys, resid, c, weight)
+
+                delta, _ = guard.guarded_update(ctx, sample, site, solve, start_layer=lowest, allowed=allowed, rounds=self.guard_rounds, scales=(0.75, 0.5, 0.25, 0.0))
             else:
                 delta = solve_update(keys, resid, cov, lam * ctx.n_preserved)
             ctx.apply_delta(site, delta)

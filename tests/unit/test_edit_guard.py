@@ -1,0 +1,47 @@
+"""The rank-one guard: an add may take rank 1 from no more preserved texts than its rows alone do."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from edit_support import edit_model, top1
+
+from genedit.edit import Editor, guard
+from genedit.model.components import Site
+
+SITE = Site(1, "cross_attn")
+STRONG = {"lam": 0.01, "clamp": 6.0, "steps": 25, "lr": 0.2, "query_tokens": 64}  # 64: as model.rank reads them  # random tiny decoder: an edit that hurts
+
+
+def _held_lost(model, before: list[str], texts: list[str], owners: list[str]) -> int:
+    """Preserved texts whose document ranked first before the edit and no longer does."""
+    return sum(b == o and a != o for b, a, o in zip(before, top1(model, texts), owners))
+
+
+def test_guarded_add_costs_old_texts_no_more_than_its_rows_alone(collection):
+    base = edit_model("t5", collection)
+    ed0 = Editor(copy.deepcopy(base), corpus=collection, targets=[SITE])
+    texts, owners = ed0.ctx.preserved_texts()
+    before = top1(base, texts)
+    new = collection.documents[20:24]
+    lost = {}
+    for name, method, params in [("rows", "row-solve", {}), ("free", "rank-one", {**STRONG, "guard": False}),
+                                 ("guarded", "rank-one", {**STRONG, "guard": True, "guard_texts": len(texts)})]:
+        model = copy.deepcopy(base)
+        Editor(model, corpus=collection, targets=[SITE]).add(new, method=method, **params)
+        lost[name] = _held_lost(model, before, texts, owners)
+    assert lost["free"] > lost["rows"], lost  # the unguarded edit does cost old texts here: the guard has work to do
+    assert lost["guarded"] <= lost["rows"], lost
+
+
+def test_the_line_search_shrinks_an_update_until_the_sample_holds(collection):
+    model = edit_model("t5", collection)
+    ed = Editor(model, corpus=collection, targets=[SITE])
+    s = guard.sample(ed.ctx, 64, 0, 48)
+    assert s is not None and s.held.any()
+    weight = model.cmap.module(model.hf, "cross_attn", 1).weight
+    huge = torch.randn(weight.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 50
+    delta, report = guard.guarded_update(ed.ctx, s, SITE, lambda extra: huge, start_layer=1, allowed=0, rounds=1, scales=(0.5, 0.0))
+    assert report.lost_full > 0 and report.lost == 0 and report.scale < 1.0
+    torch.testing.assert_close(delta, huge * report.scale)

@@ -122,7 +122,7 @@ def hash_weights(h: hashlib._Hash, module: nn.Module) -> None:
     """Feed every weight of `module` (sorted by name, as float32 bytes) into `h`: the one way genedit hashes weights."""
     for name, tensor in sorted(module.state_dict().items()):
         h.update(name.encode())
-        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().reshape(-1))  # the buffer itself: no copy under the GIL
 
 
 class GenIRModel:

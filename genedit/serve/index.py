@@ -82,9 +82,22 @@ def _snapshot(model: GenIRModel, fingerprint: str | None = None) -> Snapshot:
     return Snapshot(model, model.version, fp, journal.base_fingerprint or fp, [e.to_json() for e in journal.entries])
 
 
-def _copy_model(model: GenIRModel) -> GenIRModel:
-    """A copy of a model that shares no tensor or tokenizer with it (the journal's undo tensors are left behind)."""
-    twin = GenIRModel(copy.deepcopy(model.hf), copy.deepcopy(model.tokenizer), model.docids, model.tokens,
+def _copy_model(model: GenIRModel, reuse: GenIRModel | None = None) -> GenIRModel:
+    """A copy of a model that shares no tensor or tokenizer with it (the journal's undo tensors are left behind).
+
+    `reuse`: an earlier copy that nothing edits (the snapshot being served); each of its tensors equal to the
+    model's (same name, shape, dtype, values) is shared instead of copied, so an edit copies only what it changed.
+    """
+    memo: dict[int, object] = {}
+    if reuse is not None:
+        old = dict(reuse.hf.named_parameters(remove_duplicate=False)) | dict(reuse.hf.named_buffers(remove_duplicate=False))
+        mine = dict(model.hf.named_parameters(remove_duplicate=False)) | dict(model.hf.named_buffers(remove_duplicate=False))
+        with torch.no_grad():
+            for name, tensor in mine.items():
+                prev = old.get(name)
+                if prev is not None and prev.shape == tensor.shape and prev.dtype == tensor.dtype and prev.device == tensor.device and torch.equal(prev, tensor):
+                    memo[id(tensor)] = prev
+    twin = GenIRModel(copy.deepcopy(model.hf, memo), copy.deepcopy(model.tokenizer), model.docids, model.tokens,
                       max_query_length=model.max_query_length, meta=copy.deepcopy(model.meta))
     twin.hf.eval()
     twin.source = model.source
@@ -251,7 +264,7 @@ class LiveIndex:
             except Exception:  # noqa: BLE001 (the durable folder is the truth: start again from it)
                 self._reopen()
             raise
-        self._snapshot = _snapshot(_copy_model(model), fingerprint)  # the swap: queries starting now see this version
+        self._snapshot = _snapshot(_copy_model(model, reuse=self._snapshot.model), fingerprint)  # the swap: queries starting now see this version
         if ed.localized:  # a circuit localized for this edit serves the next ones too (and after a restart)
             ed.localized = False
             try:

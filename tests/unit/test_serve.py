@@ -204,3 +204,18 @@ def test_a_read_only_replica_follows_head_and_refuses_writes(served):
         assert "d003" not in _all_ids(rclient) and rclient.get("/health").json()["fingerprint"] == client.get("/health").json()["fingerprint"]
     finally:
         replica.close()
+
+
+def test_snapshot_shares_only_unchanged_tensors_and_never_the_working_models(served):
+    folder, index, client, collection = served
+    before = index.snapshot.model
+    doc = collection.documents[21]
+    assert client.post("/documents", json={"documents": [_doc(doc)], "method": "row"}).status_code == 200
+    after, working = index.snapshot.model, index._working
+    old = dict(before.hf.named_parameters())
+    new = dict(after.hf.named_parameters())
+    shared = [n for n, t in new.items() if n in old and t.data_ptr() == old[n].data_ptr()]
+    assert shared and len(shared) < len(new)  # unchanged tensors reused, changed ones copied
+    mine = {t.data_ptr() for t in working.hf.parameters()}
+    assert not mine & {t.data_ptr() for t in after.hf.parameters()}
+    assert after.fingerprint() == GenIRModel.load(folder).fingerprint() == index.snapshot.fingerprint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -51,3 +52,15 @@ def data_spec(spec: str) -> str:
     return spec if spec == "default" or spec.startswith("irds:") else str(Path(spec).resolve())
 
 
+def indexed_corpus(args: argparse.Namespace, model):
+    """The collection the model indexes: --data, else the data the model was trained on (recorded by genedit train)."""
+    from genedit.data import load_collection
+
+    spec = args.data or model.meta.get("data")
+    if spec is None:
+        return None
+    collection = load_collection(spec)
+    indexed = set(model.docids)
+    if not indexed & set(collection.doc_ids):
+        raise ValueError(f"{spec}: none of its documents is indexed by the model; give the corpus the model indexes")
+    return collection

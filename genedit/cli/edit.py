@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from genedit.model.storage import FolderLock
 
+from genedit.cli.common import indexed_corpus
+
 log = logging.getLogger(__name__)
 
 
@@ -52,24 +54,10 @@ def _writer(args: argparse.Namespace, out: Path) -> contextlib.AbstractContextMa
     return contextlib.nullcontext()
 
 
-def _corpus(args: argparse.Namespace, model):
-    """The collection the model indexes: --data, else the data the model was trained on (recorded by genedit train)."""
-    from genedit.data import load_collection
-
-    spec = args.data or model.meta.get("data")
-    if spec is None:
-        return None
-    collection = load_collection(spec)
-    indexed = set(model.docids)
-    if not indexed & set(collection.doc_ids):
-        raise ValueError(f"{spec}: none of its documents is indexed by the model; give the corpus the model indexes")
-    return collection
-
-
 def _editor(args: argparse.Namespace, model):
     from genedit.edit import Editor, EditSettings
 
-    return Editor(model, corpus=_corpus(args, model), settings=EditSettings(targets=args.targets))
+    return Editor(model, corpus=indexed_corpus(args, model), settings=EditSettings(targets=args.targets))
 
 
 def _save(ed, out: Path, lock: FolderLock | None) -> None:

@@ -34,9 +34,9 @@ def _define_anyio_classes() -> None:
 
 _define_anyio_classes()
 
-from genedit.serve.index import EditResult, LiveIndex, ReadOnlyIndex, RequestError, Snapshot, resolve_device  # noqa: E402
+from genedit.serve.index import EditResult, LiveIndex, ReadOnlyIndex, RequestError, Snapshot  # noqa: E402
 
-__all__ = ["EditResult", "LiveIndex", "ReadOnlyIndex", "RequestError", "Snapshot", "create_app", "resolve_device"]
+__all__ = ["EditResult", "LiveIndex", "ReadOnlyIndex", "RequestError", "Snapshot", "create_app"]
 
 
 def __getattr__(name: str):

@@ -118,11 +118,6 @@ def _lower_priority() -> None:
         log.info("could not lower the writer thread's priority: %s", exc)
 
 
-def resolve_device(name: str) -> torch.device:
-    """--device: 'auto' = CUDA when available, else CPU; or any torch device name."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class LiveIndex:

@@ -118,7 +118,8 @@ def _edit_story(model: GenIRModel, collection, circuit, out: Path, reference: Pa
     if cached_stats is not None and not cached_stats.is_file() and (copy / STATS_FILE).is_file():
         atomic_write(cached_stats, (copy / STATS_FILE).read_bytes())  # the next demo reads them instead of 43 s of work
     print(f"add: {len(docs)} documents the model has never seen, with `{entry.method}` in {entry.seconds:.1f} s "
-          f"(+{entry.params.get('prepare_seconds', 0.0):.0f} s once per model for its preservation statistics); journal entry {entry.index}")
+          f"(+{entry.params.get('prepare_seconds', 0.0):.0f} s for the model's preservation statistics, computed once and then kept); "
+          f"journal entry {entry.index}")
     for d in docs:
         query = queries[d.id][0]
         print(f"  {query!r}\n      {d.id}: rank - -> {_rank_of(edited, query, d.id)}   (rank 1 before: {tops[d.id]})")

@@ -13,6 +13,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from genedit.data.types import Collection, Query
 from genedit.eval.types import Run
+from genedit.model.device import resolve_device
 from genedit.model.pretrained import minilm_path, sentence_embeddings
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class DenseRetriever:
         batch_size: int = 64,
     ) -> None:
         path = Path(model_path) if model_path is not None else minilm_path()
-        self.device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.encoder = AutoModel.from_pretrained(path).to(self.device).eval()
         self.max_length = max_length

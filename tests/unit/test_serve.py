@@ -13,7 +13,7 @@ import pytest
 from genedit.data import synthetic_collection, write_beir
 from genedit.model.build import TinySpec, tiny_model
 from genedit.model.genir import GenIRModel
-from genedit.model.storage import FolderLock, FolderLocked
+from genedit.model.storage import LOCK_FILE, FolderLock, FolderLocked
 from genedit.serve import LiveIndex, create_app
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
@@ -21,7 +21,7 @@ fastapi_testclient = pytest.importorskip("fastapi.testclient")
 
 def _tree(folder: Path) -> dict[str, str]:
     """Every file under a folder with its content hash (the lock file excluded: it names the current holder)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE}
 
 
 @pytest.fixture(scope="module")

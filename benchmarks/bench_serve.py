@@ -60,6 +60,22 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory of a process and its children (Linux /proc; None elsewhere), in MB."""
+    total = 0
+    pids = [pid]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(c) for c in (task / "children").read_text().split()]
+        for p in pids:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return round(total / 1024, 1)
+
+
 def run(args: argparse.Namespace) -> dict:
     """The benchmark: returns the figures it prints."""
     from genedit.data import load_collection
@@ -75,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     queries = [q.text for q in collection.queries.values()][: max(args.idle, 50)]
     docs = collection.documents
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    shutil.copytree(args.model, work / "model", ignore=shutil.ignore_patterns(".genedit.lock"))
+    shutil.copytree(args.model, work / "model", ignore=shutil.ignore_patterns("LOCK"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = start_server(work / "model", spec, port)
@@ -133,6 +149,7 @@ def run(args: argparse.Namespace) -> dict:
             writer_thread.join()
             edit_seconds = time.perf_counter() - t_edit
             final = client.get("/health").json()
+            peak = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -150,6 +167,7 @@ def run(args: argparse.Namespace) -> dict:
         "edits": len(acks), "edits_per_s": round(len(acks) / edit_seconds, 2) if edit_seconds else None,
         "edit_ack_p50_ms": round(_percentile(acks, 0.5), 1), "edit_ack_max_ms": round(max(acks), 1) if acks else None,
         "failed": failed + len(edit_failures), "failed_edits": edit_failures[:3], "final_version": final["version"], "method": args.method or "default",
+        "server_peak_mb": peak,
     }
 
 

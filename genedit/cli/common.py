@@ -54,13 +54,7 @@ def data_spec(spec: str) -> str:
 
 def indexed_corpus(args: argparse.Namespace, model):
     """The collection the model indexes: --data, else the data the model was trained on (recorded by genedit train)."""
-    from genedit.data import load_collection
+    from genedit.data import load_indexed
 
     spec = args.data or model.meta.get("data")
-    if spec is None:
-        return None
-    collection = load_collection(spec)
-    indexed = set(model.docids)
-    if not indexed & set(collection.doc_ids):
-        raise ValueError(f"{spec}: none of its documents is indexed by the model; give the corpus the model indexes")
-    return collection
+    return load_indexed(spec, model.docids) if spec is not None else None

@@ -28,7 +28,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a model folder: /health, /search, /documents (add, update, delete), /log, /rollback."""
     import uvicorn
 
-    from genedit.cli.common import indexed_corpus
     from genedit.model.device import resolve_device
     from genedit.model.storage import FolderLocked, is_model_dir
     from genedit.serve.app import create_app
@@ -42,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.model}: not a genedit model folder (no genedit.json, docids.json and config.json)")
     device = resolve_device(args.device)
     try:
-        index = LiveIndex(args.model, corpus=lambda model: indexed_corpus(args, model), device=device, read_only=args.read_only,
+        index = LiveIndex(args.model, corpus=args.data, device=device, read_only=args.read_only,
                           poll_seconds=args.poll)
     except FolderLocked as exc:
         print(f"genedit: conflict: {exc} (serve it with --read-only as a replica)", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from genedit.data.beir import load_beir, read_corpus, read_doc_queries, read_ids, write_beir
@@ -18,6 +19,7 @@ __all__ = [
     "default_collection_path",
     "load_beir",
     "load_collection",
+    "load_indexed",
     "load_ir_datasets",
     "read_corpus",
     "read_doc_queries",
@@ -50,3 +52,11 @@ def load_collection(spec: str | Path) -> Collection:
     if not path.is_dir():
         raise DataError(f"{path}: not a directory (expected a BEIR folder with corpus.jsonl, queries.jsonl, qrels/)")
     return load_beir(path)
+
+
+def load_indexed(spec: str | Path, indexed: Sequence[str]) -> Collection:
+    """The collection a model indexes: `spec` loaded, refused (DataError) when it shares no document with `indexed`."""
+    collection = load_collection(spec)
+    if not set(indexed) & set(collection.doc_ids):
+        raise DataError(f"{spec}: none of its documents is indexed by the model; give the corpus the model indexes")
+    return collection

@@ -119,6 +119,27 @@ class FolderLock:
         self.path = self.folder / LOCK_FILE
         self.wait = float(wait)
         self._fd: int | None = None
+        self._adopted = False  # a lock this process shares with the one that took it (an edit worker)
+
+    @classmethod
+    def adopt(cls, folder: str | Path, fd: int) -> "FolderLock":
+        """The lock another process took, shared through its inherited file descriptor (an edit worker of `genedit serve`).
+
+        Both processes hold the same open file, hence the same flock: it is freed only when both have closed it.
+        Releasing an adopted lock closes this process's descriptor and leaves the holder's record alone.
+        """
+        lock = cls(folder)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the same open file: succeeds at once; anything else is refused
+        if os.fstat(fd).st_ino != os.stat(lock.path).st_ino:
+            raise RuntimeError(f"descriptor {fd} is not the lock file of {lock.folder}")
+        lock._fd, lock._adopted = fd, True
+        return lock
+
+    def fileno(self) -> int:
+        """The descriptor holding the flock (to share it with a worker process)."""
+        if self._fd is None:
+            raise RuntimeError(f"{self.path} is not held by this FolderLock")
+        return self._fd
 
     @property
     def held(self) -> bool:
@@ -166,6 +187,9 @@ class FolderLock:
         """Drop the lock (the holder record is cleared first, while still held); a no-op when not held."""
         fd, self._fd = self._fd, None
         if fd is None:
+            return
+        if self._adopted:
+            os.close(fd)  # the taker still holds it
             return
         try:
             os.ftruncate(fd, 0)

@@ -2,7 +2,8 @@
 
 Writes (POST/PUT/DELETE /documents, POST /rollback) need `Authorization: Bearer <token>` when the server has a
 token (401 without one, 403 with a wrong one). Refused input gets one clear message in `{"detail": "..."}`:
-422 malformed or empty, 404 unknown document id, 409 id already indexed or another writer's conflict.
+422 malformed or empty, 404 unknown document id, 409 id already indexed or another writer's conflict; 503 when the
+edit worker died during the write (it may or may not have landed: /log says; a new worker takes the next write).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from genedit import __version__
 from genedit.data.types import Document
 from genedit.model.storage import WriteConflict
 from genedit.serve.index import EditResult, LiveIndex, RequestError
+from genedit.serve.worker import WorkerDied
 
 
 class SearchRequest(BaseModel):
@@ -122,6 +124,10 @@ def create_app(index: LiveIndex, token: str | None = None) -> FastAPI:
     @app.exception_handler(WriteConflict)
     async def _conflict(request: Request, exc: WriteConflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(WorkerDied)
+    async def _worker_died(request: Request, exc: WorkerDied) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

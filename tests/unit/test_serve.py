@@ -33,13 +33,13 @@ def base(tmp_path_factory):
     return root, collection
 
 
-@pytest.fixture
-def served(base, tmp_path):
-    """A fresh copy of the tiny model served by a LiveIndex; yields (folder, index, client, collection)."""
+@pytest.fixture(params=["thread"])
+def served(base, tmp_path, request):
+    """A fresh copy of the tiny model served by a LiveIndex (edit worker: a thread unless parametrized); yields (folder, index, client, collection)."""
     root, collection = base
     folder = tmp_path / "model"
     shutil.copytree(root / "model", folder)
-    index = LiveIndex(folder, corpus=collection)
+    index = LiveIndex(folder, corpus=collection, worker=request.param)
     client = fastapi_testclient.TestClient(create_app(index))
     yield folder, index, client, collection
     index.close()
@@ -65,6 +65,7 @@ def test_health_and_search(served):
     assert [h["id"] for h in body["results"][0]] == direct  # the same ranking as the model itself
 
 
+@pytest.mark.parametrize("served", ["thread", "process"], indirect=True)
 def test_add_update_delete_are_durable_when_acknowledged_and_rollback_restores(served):
     folder, index, client, collection = served
     base_fp = client.get("/health").json()["fingerprint"]
@@ -165,6 +166,7 @@ def test_serving_without_a_token_on_a_public_address_is_refused(served, capsys):
     assert "without a token" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("served", ["thread", "process"], indirect=True)
 def test_queries_during_edits_see_whole_versions(served):
     """Each answer comes from one version: a document is returned exactly by the versions that index it."""
     folder, index, client, collection = served
@@ -206,16 +208,61 @@ def test_a_read_only_replica_follows_head_and_refuses_writes(served):
         replica.close()
 
 
-def test_snapshot_shares_only_unchanged_tensors_and_never_the_working_models(served):
+@pytest.mark.parametrize("served", ["thread", "process"], indirect=True)
+def test_the_served_model_equals_a_fresh_load_after_every_kind_of_write(served):
+    """Parity: the double-buffered served copy, updated from the tensors each write changed, is the saved version."""
     folder, index, client, collection = served
-    before = index.snapshot.model
-    doc = collection.documents[21]
-    assert client.post("/documents", json={"documents": [_doc(doc)], "method": "row"}).status_code == 200
-    after, working = index.snapshot.model, index._working
-    old = dict(before.hf.named_parameters())
-    new = dict(after.hf.named_parameters())
-    shared = [n for n, t in new.items() if n in old and t.data_ptr() == old[n].data_ptr()]
-    assert shared and len(shared) < len(new)  # unchanged tensors reused, changed ones copied
-    mine = {t.data_ptr() for t in working.hf.parameters()}
-    assert not mine & {t.data_ptr() for t in after.hf.parameters()}
-    assert after.fingerprint() == GenIRModel.load(folder).fingerprint() == index.snapshot.fingerprint
+    new = collection.documents[21]
+    writes = [
+        lambda: index.add([new], method="row"),
+        lambda: index.update([new], {new.id: ["what is it about"]}, method="rank-one"),
+        lambda: index.delete([new.id], method="mask"),
+        lambda: index.add([collection.documents[22]], method="row-solve"),
+        lambda: index.update([collection.documents[3]], method="lora"),
+        lambda: index.delete(["d004"], method="rank-one"),
+        lambda: index.rollback(3),
+        lambda: index.rollback(0),
+    ]
+    for write in writes:
+        write().result()
+        served_model, on_disk = index.snapshot.model, GenIRModel.load(folder)
+        assert served_model.fingerprint() == on_disk.fingerprint() == index.snapshot.fingerprint
+        assert served_model.version == on_disk.version == index.snapshot.version
+        assert len(served_model.tokenizer) == len(on_disk.tokenizer) and served_model.docids == on_disk.docids
+        query = [collection.documents[5].text]
+        assert served_model.rank(query, k=5).ranking == on_disk.rank(query, k=5).ranking
+
+
+def test_the_two_served_buffers_never_share_a_tensor_with_each_other_or_the_working_model(served):
+    folder, index, client, collection = served
+    assert client.post("/documents", json={"documents": [_doc(collection.documents[21])], "method": "row"}).status_code == 200
+    ptrs = [{t.data_ptr() for t in m.hf.parameters()} for m in (index.snapshot.model, index._shadow, index._worker.engine.model)]
+    assert not ptrs[0] & ptrs[1] and not ptrs[0] & ptrs[2] and not ptrs[1] & ptrs[2]
+    assert index._shadow.fingerprint() == index.snapshot.model.fingerprint()  # the idle buffer is already up to date
+
+
+def test_a_query_never_reads_a_retired_buffer(served, monkeypatch):
+    """After a swap the old buffer is updated in place: a search that captured it moves on to the current snapshot."""
+    folder, index, client, collection = served
+    old = index.snapshot
+    index.add([collection.documents[21]], method="row").result()
+    current = index.snapshot
+    assert old.retired and not current.retired and old.model is index._shadow
+    monkeypatch.setattr(old.model, "rank", lambda *a, **k: pytest.fail("a retired buffer was read"))
+    captured = iter([old, current])  # the search reads the snapshot just before the swap, then the current one
+    monkeypatch.setattr(index, "__class__", type("Racing", (LiveIndex,), {"_snapshot": property(lambda self: next(captured))}))
+    snap, results = index.search(["x"], k=1)
+    assert snap is current and results[0]
+
+
+@pytest.mark.parametrize("served", ["process"], indirect=True)
+def test_a_dead_edit_worker_is_replaced_and_loses_nothing_acknowledged(served):
+    folder, index, client, collection = served
+    r = client.post("/documents", json={"documents": [_doc(collection.documents[21])], "method": "row"})
+    assert r.status_code == 200
+    index._worker.process.kill()  # e.g. the kernel's out-of-memory killer
+    index._worker.process.wait(10)
+    r = client.request("DELETE", "/documents", json={"ids": [collection.documents[21].id], "method": "mask"})
+    assert r.status_code == 200, r.text  # a new worker took the write
+    assert client.get("/health").json()["fingerprint"] == GenIRModel.load(folder).fingerprint()
+    assert [e["op"] for e in client.get("/log").json()["entries"]] == ["add", "delete"]

@@ -161,3 +161,24 @@ def test_save_holds_the_folder_lock(folder):
     assert GenIRModel.load(folder).docids == ["b", "c"]
     with pytest.raises(ValueError, match="not a held lock"):
         model.save(folder, lock=FolderLock(folder))
+
+
+def test_an_adopted_lock_is_the_holders_lock_and_releasing_it_keeps_the_holder(tmp_path):
+    """A serve edit worker writes under the server's lock through an inherited descriptor: the same flock."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    holder = FolderLock(folder).acquire()
+    shared = FolderLock.adopt(folder, os.dup(holder.fileno()))
+    assert shared.covers(folder)
+    with pytest.raises(FolderLocked):
+        FolderLock(folder).acquire()  # a third party is still refused
+    shared.release()
+    assert read_holder(folder / LOCK_FILE).pid == os.getpid()  # the record of the real holder stays
+    with pytest.raises(FolderLocked):
+        FolderLock(folder).acquire()
+    other = os.open(folder / LOCK_FILE, os.O_RDWR)
+    with pytest.raises(OSError):
+        FolderLock.adopt(folder, other)  # another open file of the lock is not the holder's
+    os.close(other)
+    holder.release()
+    FolderLock(folder).acquire().release()

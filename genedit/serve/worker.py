@@ -162,6 +162,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, lock_fd: int, pare
             break  # the server is gone
         if request is None:
             break
+        reply: tuple[str, object]
         try:
             reply = ("ok", engine.run(request))
         except RequestError as exc:
@@ -178,4 +179,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, lock_fd: int, pare
 def run(argv: list[str]) -> None:
     """Entry point of the worker process: argv = [socket fd, lock fd, server pid]."""
     logging.basicConfig(level=logging.WARNING, format="genedit edit worker: %(levelname)s %(name)s: %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the server's log for every edit
     _worker_main(multiprocessing.connection.Connection(int(argv[0])), int(argv[1]), int(argv[2]))

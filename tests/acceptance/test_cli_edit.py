@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,19 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from folder_files import tree
 
 from genedit.cli import main
 from genedit.data import synthetic_collection, write_beir
 from genedit.model.build import TinySpec, tiny_model
 from genedit.model.genir import GenIRModel
-from genedit.model.storage import LOCK_FILE
 
 pytestmark = pytest.mark.acceptance
 
-
-def _tree(folder: Path) -> dict[str, str]:
-    """Every file under a folder with its content hash (byte-identity checks); the writers' lock file is not the model's."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE}
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +71,10 @@ def test_add_delete_update_log_and_rollback_in_place(setup, capsys):
 def test_add_to_a_new_folder_leaves_the_original_untouched(setup):
     root, _ = setup
     model_dir = _copy(setup, "m2")
-    before = _tree(model_dir)
+    before = tree(model_dir)
     out = root / "m2-edited"
     assert main(["add", "--model", str(model_dir), "--docs", str(root / "new.jsonl"), "--data", str(root / "data"), "--method", "row", "--out", str(out)]) == 0
-    assert _tree(model_dir) == before
+    assert tree(model_dir) == before
     assert GenIRModel.load(out).n_docs == 24 and len(GenIRModel.load(out).journal) == 1
 
 
@@ -97,7 +92,7 @@ def test_add_to_a_new_folder_leaves_the_original_untouched(setup):
 def test_bad_add_input_exits_2_with_one_line_and_leaves_the_folder_byte_identical(setup, capsys, lines, args, message):
     root, _ = setup
     model_dir = root / "model"
-    before = _tree(model_dir)
+    before = tree(model_dir)
     docs = root / "bad.jsonl"
     docs.write_text("\n".join(lines) + "\n")
     argv = ["add", "--model", str(model_dir), "--docs", str(docs), "--data", str(root / "data"), *args]
@@ -107,7 +102,7 @@ def test_bad_add_input_exits_2_with_one_line_and_leaves_the_folder_byte_identica
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert message in lines[-1] and sum("error" in line for line in lines) == 1  # argparse prints its usage above
-    assert _tree(model_dir) == before
+    assert tree(model_dir) == before
 
 
 class _nothing:
@@ -121,22 +116,22 @@ class _nothing:
 def test_bad_delete_and_rollback_input_exit_2(setup, capsys):
     root, _ = setup
     model_dir = root / "model"
-    before = _tree(model_dir)
+    before = tree(model_dir)
     assert main(["delete", "--model", str(model_dir), "--ids", "nope", "--data", str(root / "data")]) == 2
     assert "not indexed" in capsys.readouterr().err
     assert main(["rollback", "--model", str(model_dir), "--to", "3"]) == 2
     assert "no journal entry 3" in capsys.readouterr().err
-    assert _tree(model_dir) == before
+    assert tree(model_dir) == before
 
 
 def test_a_circuit_of_another_model_beside_it_is_refused(setup, capsys):
     root, collection = setup
     model_dir = _copy(setup, "m3")
     shutil.copy(Path(__file__).resolve().parents[2] / "circuits" / "default" / "circuit.json", model_dir / "circuit.json")
-    before = _tree(model_dir)
+    before = tree(model_dir)
     assert main(["add", "--model", str(model_dir), "--docs", str(root / "new.jsonl"), "--data", str(root / "data")]) == 2
     assert "this circuit was computed on model" in capsys.readouterr().err
-    assert _tree(model_dir) == before
+    assert tree(model_dir) == before
 
 
 def test_kill_9_during_add_leaves_a_loadable_model(setup):

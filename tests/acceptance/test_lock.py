@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from folder_files import tree
 
 from genedit.cli import main
 from genedit.data import synthetic_collection, write_beir
@@ -84,14 +84,11 @@ def test_a_refused_writer_exits_4_and_no_acknowledged_edit_is_lost(setup, delay)
     assert sorted(d for e in model.journal.entries for d in e.doc_ids) == acknowledged
 
 
-def _tree(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
-
 
 def test_a_held_folder_refuses_every_writer_with_exit_4_and_one_line(setup, capsys):
     folder = _copy(setup, "held")
     with FolderLock(folder):
-        before = _tree(folder)
+        before = tree(folder, lock=True)
         commands = [_add(setup, folder, "d020"), ["delete", "--model", str(folder), "--ids", "d000", "--data", str(setup / "data")],
                     ["rollback", "--model", str(folder), "--to", "0"]]
         for argv in commands:
@@ -100,7 +97,7 @@ def test_a_held_folder_refuses_every_writer_with_exit_4_and_one_line(setup, caps
             assert len(lines) == 1, lines
             assert lines[0].startswith(f"genedit: conflict: {folder / LOCK_FILE} is held by pid {os.getpid()} (")
             assert "since 20" in lines[0] and "--wait" in lines[0]
-        assert _tree(folder) == before  # nothing written, not even the lock file's holder record
+        assert tree(folder, lock=True) == before  # nothing written, not even the lock file's holder record
     assert main(_add(setup, folder, "d020", "--out", str(setup / "held-copy"))) == 0  # a new folder needs no lock
 
 

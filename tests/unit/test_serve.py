@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
+from folder_files import tree
 
 from genedit.data import synthetic_collection, write_beir
 from genedit.model.build import TinySpec, tiny_model
 from genedit.model.genir import GenIRModel
-from genedit.model.storage import LOCK_FILE, FolderLock, FolderLocked
+from genedit.model.storage import FolderLock, FolderLocked
 from genedit.serve import LiveIndex, create_app
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
 
-
-def _tree(folder: Path) -> dict[str, str]:
-    """Every file under a folder with its content hash (the lock file excluded: it names the current holder)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILE}
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +115,13 @@ def test_default_method_localizes_once_and_keeps_the_circuit(served):
 )
 def test_bad_input_gets_one_clear_4xx_and_leaves_the_model_untouched(served, method, path, body, status, message):
     folder, index, client, _ = served
-    before, health = _tree(folder), client.get("/health").json()
+    before, health = tree(folder), client.get("/health").json()
     kwargs = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, bytes) else {"json": body}
     r = client.request(method.upper(), path, **kwargs)
     assert r.status_code == status, r.text
     detail = r.json()["detail"]
     assert isinstance(detail, str) and message in detail and "\n" not in detail
-    assert _tree(folder) == before and client.get("/health").json() == health
+    assert tree(folder) == before and client.get("/health").json() == health
 
 
 def test_writes_need_the_token_when_one_is_set(served):
@@ -149,11 +144,11 @@ def test_the_server_holds_the_writer_lock_and_a_second_writer_is_refused(served,
     with pytest.raises(FolderLocked) as info:
         FolderLock(folder).acquire()
     assert info.value.holder is not None and info.value.holder.pid == os.getpid()
-    before = _tree(folder)
+    before = tree(folder)
     assert main(["serve", "--model", str(folder), "--port", "1"]) == 4  # refused before binding anything
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "conflict" in err[0] and str(os.getpid()) in err[0]
-    assert _tree(folder) == before
+    assert tree(folder) == before
     index.close()  # the lock dies with the server
     FolderLock(folder).acquire().release()
 

@@ -9,9 +9,11 @@ too) on 100 queries, a rank-one add of 100 documents (prepare seconds: the prese
 on min(docs, --epoch-docs) documents, and the peak memory of each phase (GPU: torch's peak allocation; CPU: the
 process's peak resident set).
 
-What grows with the corpus: the docid rows (one per document), the logits every forward scores, the preservation
-statistics (3 texts per indexed document up to the cap) and an epoch (4-5 examples per document). What must not: an
-edit's own cost beyond its one pass over the docid rows (rank-one writes rows and one target linear).
+What grows with the corpus (also in every JSON line, `grows_with_corpus`): the docid rows (one per document), the
+logits every forward scores, the preservation statistics (3 texts per indexed document up to the cap,
+EditSettings.max_preserved = 20,000 texts, a stable hash sample past it: prepare stops growing there) and an epoch
+(4-5 examples per document). What must not: an edit's own cost beyond its one pass over the docid rows (rank-one
+writes rows and one target linear).
 Random weights retrieve nothing: the figures are costs, never quality.
 """
 
@@ -56,7 +58,8 @@ class ScaleResult:
     sweep_seconds: float = 0.0  # patching of every site plus attribution patching (encoding and clean run included)
     sweep_rows: int = 0  # decoder rows per patched forward (the memory bound)
     edit_docs: int = 0
-    preserved_texts: int = 0
+    preserved_texts: int = 0  # min(3 x docs, preserved_cap): what prepare reads
+    preserved_cap: int = 0  # EditSettings.max_preserved: past it prepare stops growing with the corpus
     prepare_seconds: float = 0.0
     edit_ms_per_doc: float = 0.0
     epoch_docs: int = 0
@@ -65,8 +68,18 @@ class ScaleResult:
     peak_gb: dict[str, float] = field(default_factory=dict)  # per phase
 
     def to_dict(self) -> dict:
-        """JSON-ready, with the overall peak."""
-        return {**asdict(self), "peak_gb_max": max(self.peak_gb.values(), default=0.0)}
+        """JSON-ready, with the overall peak and what grows with the corpus."""
+        return {**asdict(self), "peak_gb_max": max(self.peak_gb.values(), default=0.0), "grows_with_corpus": GROWS}
+
+
+GROWS = {  # what each figure does as the corpus grows (said in every JSON line, so a reader of one line knows)
+    "rank_qps": "falls slowly: every query scores all docid rows (one [D, docs] product)",
+    "sweep_seconds": "grows slowly: every patched forward scores all docid rows",
+    "prepare_seconds": "grows with preserved_texts = min(3 x docs, preserved_cap), then stays flat (a stable hash sample)",
+    "edit_ms_per_doc": "does not grow beyond its one pass over the docid rows (rank-one writes the new rows and one target linear)",
+    "epoch_seconds": "grows with the documents of the epoch (4-5 examples each; min(docs, --epoch-docs) here)",
+    "peak_gb": "grows with the docid rows (docs x d_model) and the logits of each batch (batch x docs)",
+}
 
 
 def _peak_gb(device: torch.device) -> float:
@@ -146,6 +159,7 @@ def run_size(shape: str, n_docs: int, device: torch.device, dtype: torch.dtype |
     entry, _ = _phase(result, "edit", device, lambda: editor.add(new, method="rank-one"))
     result.edit_docs = len(new)
     result.preserved_texts = len(editor.ctx.preserved_texts()[0])
+    result.preserved_cap = editor.ctx.settings.max_preserved
     result.prepare_seconds = round(float(entry.params.get("prepare_seconds", 0.0)), 2)
     result.edit_ms_per_doc = round(entry.seconds * 1000 / max(len(new), 1), 2)
     return result

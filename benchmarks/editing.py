@@ -6,6 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from benchmarks import judge
@@ -24,7 +25,7 @@ class EditOutcome:
     model: Any
     seconds: float  # wall time of the edit calls (validation, journalling and fingerprinting included)
     edit_seconds: float  # sum of the editor's own timings of the edits themselves
-    peak_mb: float
+    peak_mb: float  # the process's resident memory, or on a GPU torch's peak allocation there
     peak_growth_mb: float
     changed_params: int
     weight_norm: float
@@ -54,7 +55,11 @@ def apply(editor: Editor, op: EditOp, method: str) -> Any:
 def edit(base_model: Any, method: str, targets: str | None, split: Split, circuit: Any, *, stream: bool,
          available: dict[str, list[str]], base_run: Run, sets: dict[str, Pairs], ranker: Ranker) -> EditOutcome:
     """Edit a copy of the base with one method (`targets`: its editing-target selection); a stream is measured every `every` edits."""
-    model = copy.deepcopy(base_model)
+    model = copy.deepcopy(base_model)  # on the base's device, in its dtype (BenchConfig.device / dtype)
+    device = model.device
+    if device.type == "cuda":  # the GPU's own peak: resident memory of the process says nothing about it
+        torch.cuda.reset_peak_memory_stats(device)
+        gpu_start_mb = torch.cuda.memory_allocated(device) / 2**20
     options: dict[str, Any] = {"fingerprints": False} if stream else {}  # hashing the weights: ~0.3 s an edit
     if targets is not None:
         options["settings"] = EditSettings(targets=targets)
@@ -78,12 +83,16 @@ def edit(base_model: Any, method: str, targets: str | None, split: Split, circui
                     run = ranker.rank(model, sets, f"{split.spec.protocol}: checkpoint {n}")  # every stream query: encoder states cached once
                     checkpoints.append({"edits": n, "seconds": round(clock.seconds, 3), "weight_norm": _norm(entries[-1]),
                                         **checkpoint_quality(run, sets, split, n, base_run, deleted)})
+    peak_mb, growth_mb = memory.peak_mb, memory.growth_mb
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+        growth_mb = peak_mb - gpu_start_mb
     return EditOutcome(
         model=model,
         seconds=clock.seconds,
         edit_seconds=sum(float(getattr(e, "seconds", 0.0) or 0.0) for e in entries),
-        peak_mb=memory.peak_mb,
-        peak_growth_mb=memory.growth_mb,
+        peak_mb=peak_mb,
+        peak_growth_mb=growth_mb,
         changed_params=int(sum(int(getattr(e, "changed_params", 0) or 0) for e in entries)),
         weight_norm=_norm(entries[-1]) if entries else 0.0,
         n_edits=len(entries),

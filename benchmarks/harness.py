@@ -68,7 +68,8 @@ class Bench:
         self.command = command or " ".join(sys.argv)
         self.config = the_plan.config
         self.out = Path(self.config.out)
-        self.cache = ModelCache(self.out, self.config.base, self.config.train_config())
+        self.device = self.config.torch_device()  # every model of the run lives here
+        self.cache = ModelCache(self.out, self.config.base, self.config.train_config(), self.device, self.config.torch_dtype())
         self.available = available_methods()
         self.on_protocol = on_protocol
         self.models: dict[str, dict] = {}
@@ -78,11 +79,9 @@ class Bench:
 
     def run(self) -> dict | None:
         """Every protocol of the plan; returns the results document (also written by on_protocol), None off the main process."""
-        import torch
-
         from genedit.train.trainer import processes
 
-        with processes(torch.get_default_device()) as state:  # base_model builds on torch's default device
+        with processes(self.device) as state:
             if state.num_processes > 1:
                 for name, split in self.plan.splits.items():  # the part worth sharing: training, all processes together
                     for collection, label in zip((split.base, split.final), PROTOCOLS[name].labels):
@@ -209,7 +208,7 @@ class Bench:
 
         label = BASELINE_LABELS.get(name, name)
         try:
-            retriever = make_baseline(name)
+            retriever = make_baseline(name, **({"device": self.device} if name.strip().lower() == "dense" else {}))  # the lexical ones run on the CPU
             t = time.perf_counter()
             retriever.fit(split.final)  # a lexical or dense index is rebuilt on the corpus after the edits
             seconds = time.perf_counter() - t

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
 
 import genedit
@@ -46,11 +47,12 @@ def recipe_source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key_parts(collection: Collection, base: str, config: TrainConfig, processes: int = 1) -> dict:
+def cache_key_parts(collection: Collection, base: str, config: TrainConfig, processes: int = 1, device: str = "cpu") -> dict:
     """Everything a trained model depends on, as a JSON-able dict.
 
     A model trained on several processes sums its gradients in another order (and draws other dropout masks): it is
-    another model, with its own key; one process keeps the key it always had.
+    another model, with its own key; one process keeps the key it always had. So is one trained on a GPU (its device
+    type is in the key; a CPU-trained model keeps the key it always had).
     """
     import torch
 
@@ -64,6 +66,8 @@ def cache_key_parts(collection: Collection, base: str, config: TrainConfig, proc
     }
     if processes > 1:
         parts["processes"] = processes
+    if device != "cpu":
+        parts["device"] = device
     return parts
 
 
@@ -102,10 +106,12 @@ class CachedModel:
 class ModelCache:
     """Trains a model on a collection once per cache key and reloads it afterwards."""
 
-    def __init__(self, root: str | Path, base: str, config: TrainConfig) -> None:
+    def __init__(self, root: str | Path, base: str, config: TrainConfig, device: torch.device | None = None, dtype: torch.dtype | None = None) -> None:
         self.root = Path(root)
         self.base = base
         self.config = config
+        self.device = device if device is not None else torch.device("cpu")  # where models are trained and loaded
+        self.dtype = dtype  # what they are handed back in (trained and saved in float32)
 
     def find(self, key: str) -> Path | None:
         """The model folder under OUT/models whose recorded key is `key`, if any."""
@@ -128,20 +134,18 @@ class ModelCache:
 
         Launched on several processes, every process trains (data parallel) and only the main one writes.
         """
-        import torch
-
-        with processes(torch.get_default_device()) as state:  # base_model builds on torch's default device
+        with processes(self.device) as state:
             return self._get(collection, label, state)
 
     def _get(self, collection: Collection, label: str, state: PartialState) -> CachedModel:
         from genedit.model.build import base_model
         from genedit.train.trainer import train
 
-        parts = cache_key_parts(collection, self.base, self.config, state.num_processes)
+        parts = cache_key_parts(collection, self.base, self.config, state.num_processes, self.device.type)
         key = cache_key(parts)
         found = self.find(key)
         if found is not None:
-            model = GenIRModel.load(found)
+            model = GenIRModel.load(found, device=self.device, dtype=self.dtype)
             bench = model.meta["bench"]
             log.info("reusing %s for %s (key %s)", found, label, key[:12])
             return CachedModel(model, bench["label"], found, self.root / bench["data"], key, bench["fingerprint"],
@@ -154,7 +158,7 @@ class ModelCache:
                 write_beir(collection, data_path)
             log.info("training %s on %d documents (key %s)", label, len(collection.documents), key[:12])
         t = time.monotonic()
-        model = base_model(self.base, seed=self.config.seed)
+        model = base_model(self.base, seed=self.config.seed, device=self.device)
         result = train(model, collection, self.config)
         seconds = result.seconds or time.monotonic() - t
         fingerprint = model.fingerprint()
@@ -165,4 +169,6 @@ class ModelCache:
                 model.save(path, overwrite=True)
         finally:
             state.wait_for_everyone()  # every process finds the folder complete afterwards
+        if self.dtype is not None:
+            model.to(dtype=self.dtype)  # ranked and edited like the reloaded one
         return CachedModel(model, label, path, data_path, key, fingerprint, seconds, False)

@@ -6,11 +6,14 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
+
 from benchmarks.protocols import PROTOCOLS, Split, SplitSpec, make_split, protocol, resolve
 from benchmarks.protocols.sequential import max_edits
 from genedit.data import load_collection
 from genedit.data.types import Collection
 from genedit.edit import OPS, methods_for
+from genedit.model.device import resolve_device, resolve_dtype
 from genedit.train.trainer import TrainConfig
 
 BASELINES: tuple[str, ...] = ("dense", "tfidf", "bm25")
@@ -37,6 +40,16 @@ class BenchConfig:
     baselines: tuple[str, ...] = BASELINES
     k: int = 10
     recipe: str = "default"  # training recipe of base and oracle (TrainConfig.recipe): default | dsi
+    device: str = "cpu"  # where every model the bench trains, loads, ranks and edits lives: auto | cpu | cuda | cuda:N
+    dtype: str | None = None  # weights of the models ranked and edited: float32 | bfloat16 (None: float32; training stays float32)
+
+    def torch_device(self) -> torch.device:
+        """The resolved device of every model of the run (ValueError when unusable, e.g. CUDA asked for where there is none)."""
+        return resolve_device(self.device)
+
+    def torch_dtype(self) -> torch.dtype | None:
+        """The resolved dtype models are ranked and edited in (None: as trained, float32)."""
+        return resolve_dtype(self.dtype)
 
     def train_config(self) -> TrainConfig:
         """The training recipe of every base and oracle model."""
@@ -123,6 +136,8 @@ def plan(config: BenchConfig) -> Plan:
 
     check_output_folder(Path(config.out))
     config.train_config()  # ValueError for an unknown recipe
+    config.torch_device()  # ValueError for an unusable device or dtype
+    config.torch_dtype()
     if config.fraction is not None and not 0.0 < config.fraction <= 0.5:
         raise ValueError(f"--fraction must be in (0, 0.5], got {config.fraction}")
     unknown_baselines = [b for b in config.baselines if b not in baseline_names()]

@@ -24,7 +24,7 @@ from circuits.metrics import RankStats, rank_stats
 from circuits.runner import ATTENTION, CrossKV, Runner
 from genedit.model.components import COMPONENTS, Site
 from genedit.model.device import free_memory_bytes
-from genedit.model.genir import Encoded
+from genedit.model.genir import Encoded, GenIRModel
 
 log = logging.getLogger(__name__)
 
@@ -284,27 +284,31 @@ CPU_ROWS = 512  # decoder rows per patched forward on the CPU (fastest on 2 core
 ROW_BUDGET = 16 * 2**30  # at most this many bytes of patched-forward activations on a GPU (a T5-large sweep then peaks near 20 GB)
 
 
-def row_bytes(runner: Runner, seq_len: int, dtype_bytes: int = 4) -> int:
+def row_bytes(runner: Runner | GenIRModel, seq_len: int, dtype_bytes: int = 4) -> int:
     """Bytes one decoder row of a patched forward holds at its peak: every layer's cross-attention keys and values over
     the query's tokens, attention weights, MLP and residual activations, and the docid logits with their softmax.
 
     Measured on one H200: a T5-large shape (24 layers, d_model 1024) with 10k docids held 62 GB at 8192 rows of
     ~32-token queries, 7.6 MB a row; this estimate gives 7.3 MB there.
     """
-    cmap = runner.cmap
+    model = runner.model if isinstance(runner, Runner) else runner
+    cmap = model.cmap
     per_layer = 2 * seq_len * cmap.d_attn + 2 * cmap.n_heads * seq_len + 8 * cmap.d_model  # MLP (d_ff ~ 4 d_model) and residual
-    return dtype_bytes * (cmap.n_layers * per_layer + 3 * runner.model.n_docs)
+    return dtype_bytes * (cmap.n_layers * per_layer + 3 * model.n_docs)
 
 
-def patch_rows(runner: Runner, seq_len: int, free_bytes: int | None = None) -> int:
-    """Default decoder rows per patched forward: CPU_ROWS on the CPU; on a GPU what 40% of its free memory holds, at most
-    ROW_BUDGET bytes (so a T5-large sweep fits a 40 GB card), between 64 and 8192 rows."""
-    device = runner.model.device
+def patch_rows(runner: Runner | GenIRModel, seq_len: int, free_bytes: int | None = None, cpu_rows: int = CPU_ROWS) -> int:
+    """Default decoder rows per step-0 forward: `cpu_rows` on the CPU (CPU_ROWS for patching); on a GPU what 40% of its
+    free memory holds, at most ROW_BUDGET bytes (so a T5-large sweep fits a 40 GB card), between 64 and 8192 rows.
+
+    The one sizing rule of step-0 forwards: localize's patched forwards and the edits' batches (genedit.edit.activations).
+    """
+    model = runner.model if isinstance(runner, Runner) else runner
     if free_bytes is None:
-        free_bytes = free_memory_bytes(device)
+        free_bytes = free_memory_bytes(model.device)
     if free_bytes is None:
-        return CPU_ROWS
-    per_row = row_bytes(runner, seq_len, runner.model.dtype.itemsize)
+        return cpu_rows
+    per_row = row_bytes(model, seq_len, model.dtype.itemsize)
     return int(max(64, min(8192, min(0.4 * free_bytes, ROW_BUDGET) // per_row)))
 
 

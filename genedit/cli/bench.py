@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
@@ -30,13 +29,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         epochs=args.epochs or (2 if quick else BenchConfig.epochs),
         baselines=tuple(b.strip() for b in (args.baselines if args.baselines is not None else ("tfidf,bm25" if quick else "dense,tfidf,bm25")).split(",") if b.strip()),
         recipe=args.recipe,
+        device=str(args.device),  # resolved by the CLI (auto: the GPU when there is one)
+        dtype=str(args.dtype).removeprefix("torch.") if args.dtype is not None else None,
     )
-    import torch
-
-    # the harness builds and loads its models on torch's default device (BenchConfig has no device field yet): a GPU
-    # becomes that default for the run; on the CPU nothing changes
-    with torch.device(args.device) if args.device.type != "cpu" else contextlib.nullcontext():
-        doc = run_bench(config, command=" ".join(["genedit", *getattr(args, "argv", [])]))
+    doc = run_bench(config, command=" ".join(["genedit", *getattr(args, "argv", [])]))
     if doc is None:  # launched on several processes: this one helped train the models, the main one reports
         return 0
     for note in doc.get("notes", []):

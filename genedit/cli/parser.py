@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--recipe", choices=list(RECIPES), default="default",
                     help="training recipe of base and oracle models (plain: the default before issue 9; dsi: classic DSI, rows not sentence embeddings)")
     be.add_argument("--quick", action="store_true", help="smoke run: --edits 20 --every 10 --epochs 2 --baselines tfidf,bm25 unless given")
-    _device_options(be)
+    _device_options(be, dtype=True)
     be.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("check", help="regression gate: exit 1 if a model drops a measure of a reference by more than allowed")

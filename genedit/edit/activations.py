@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from circuits.patching import patch_rows
 from circuits.runner import CrossKV, Runner, StepZero, cross_kv
 from genedit.model.components import Site
 from genedit.model.genir import Encoded, GenIRModel
@@ -58,8 +59,20 @@ class Prepared:
         return Prepared(kv, self.embedding[index])
 
 
-def prepare(model: GenIRModel, texts: Sequence[str], *, max_length: int | None = None, batch_size: int = 64) -> Prepared:
-    """Encode texts and precompute their cross-attention K/V (one decoder pass)."""
+ENCODE_ROWS = 64  # texts per encoder batch on the CPU (GenIRModel.encode's default)
+READ_ROWS = 256  # texts per step-0 read of keys and states on the CPU
+
+
+def batch_rows(model: GenIRModel, seq_len: int, cpu_rows: int, free_bytes: int | None = None) -> int:
+    """Texts per step-0 batch of an edit or of the preservation statistics: `cpu_rows` on the CPU, on a GPU what its
+    free memory holds (localize's one rule for step-0 forwards, `circuits.patching.patch_rows`; `free_bytes` overrides
+    the device's figure)."""
+    return patch_rows(model, seq_len, free_bytes, cpu_rows=cpu_rows)
+
+
+def prepare(model: GenIRModel, texts: Sequence[str], *, max_length: int | None = None, batch_size: int | None = None) -> Prepared:
+    """Encode texts and precompute their cross-attention K/V (one decoder pass); batch_size None: `batch_rows`."""
+    batch_size = batch_size or batch_rows(model, max_length or model.max_query_length, ENCODE_ROWS)
     enc = model.encode(list(texts), batch_size=batch_size, max_length=max_length)
     return prepare_encoded(model, enc)
 
@@ -159,25 +172,42 @@ def run_step(model: GenIRModel, batch: Prepared, *, capture: Sequence[Site] = ()
 
 
 @torch.no_grad()
-def read_keys(model: GenIRModel, texts: Sequence[str], sites: Sequence[Site], *, max_length: int | None = None, chunk: int = 256) -> tuple[dict[Site, torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Keys of many texts at the target linears, their readout states and sentence embeddings (chunked: no K/V kept)."""
+def read_keys(model: GenIRModel, texts: Sequence[str], sites: Sequence[Site], *, max_length: int | None = None,
+              chunk: int | None = None) -> tuple[dict[Site, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Keys of many texts at the target linears, their readout states and sentence embeddings (in the texts' order).
+
+    One plain step-0 forward per chunk (no cross-attention cache is kept: each text is read once), the texts taken
+    in order of length so a chunk pads little; chunk None: `batch_rows` (READ_ROWS on the CPU).
+    """
+    if not texts:
+        raise ValueError("no texts to read keys from")
+    length = max_length or model.max_query_length
+    chunk = chunk or batch_rows(model, length, READ_ROWS)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     keys: dict[Site, list[torch.Tensor]] = {s: [] for s in sites}
     states, embeddings = [], []
     for start in range(0, len(texts), chunk):
-        batch = prepare(model, texts[start : start + chunk], max_length=max_length)
-        out = run_step(model, batch, capture=sites)
+        index = order[start : start + chunk]
+        enc = model.encode([texts[i] for i in index], batch_size=len(index) if model.device.type != "cpu" else ENCODE_ROWS, max_length=max_length)
+        out = StepOut(state=torch.empty(0, device=model.device))
+        with _hooks(model, sites, None, out):
+            out.state = model.scorer.state(enc.hidden, enc.mask)
         for s in sites:
             keys[s].append(out.keys[s])
         states.append(out.state)
-        embeddings.append(batch.embedding)
-    if not states:
-        raise ValueError("no texts to read keys from")
-    return {s: torch.cat(v) for s, v in keys.items()}, torch.cat(states), torch.cat(embeddings)
+        embeddings.append(F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1))
+    restore = torch.argsort(torch.tensor(order, device=model.device))  # position of each text in the chunked order
+    return {s: torch.cat(v)[restore] for s, v in keys.items()}, torch.cat(states)[restore], torch.cat(embeddings)[restore]
 
 
 def mean_readout(model: GenIRModel, texts: Sequence[str], owner: Sequence[int], n: int, *, max_length: int | None = None) -> torch.Tensor:
     """Mean readout state [n, D] of each group's texts (owner[i]: the group of texts[i]; a group without texts: zeros)."""
     _, states, _ = read_keys(model, texts, [], max_length=max_length)
+    return group_mean(states, owner, n)
+
+
+def group_mean(states: torch.Tensor, owner: Sequence[int], n: int) -> torch.Tensor:
+    """Mean [n, D] of the rows of `states` per group (owner[i]: the group of row i; a group without rows: zeros)."""
     index = torch.tensor(list(owner), device=states.device)
     sums = torch.zeros(n, states.shape[1], dtype=states.dtype, device=states.device).index_add_(0, index, states)
     return sums / torch.bincount(index, minlength=n).clamp(min=1)[:, None]

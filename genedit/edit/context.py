@@ -13,7 +13,7 @@ import torch
 from genedit.data.text import boilerplate, distinct_documents
 from genedit.data.types import Collection, Document
 from genedit.edit import statistics
-from genedit.edit.activations import mean_readout
+from genedit.edit.activations import batch_rows, group_mean, mean_readout
 from genedit.edit.pseudo import PseudoQueries
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
@@ -125,6 +125,7 @@ class EditContext:
         self.n_preserved = 0  # how many preserved texts the cached second moments average over (MEMIT's N0)
         self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
         self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
+        self._text_states: tuple[int, dict[str, int], torch.Tensor] | None = None  # readout states read with the statistics
         self.caches: dict[str, object] = {}  # per-context caches of methods (e.g. the guard's encoded sample)
         self.recipe = RowRecipe.of(model)  # how the model's rows and inputs were made: edits make theirs alike
         self.row_tokens = self.recipe.row_tokens
@@ -172,28 +173,33 @@ class EditContext:
 
     def sentence_rows(self, docs: Sequence[Document]) -> torch.Tensor:
         """Normalised sentence embeddings [n, D] of documents (the trainer's docid-row initialisation)."""
-        # batches of 16: on 2 CPU cores 128-token texts encode ~25% faster than in the default batches of 64
+        # batches of 16 on the CPU: on 2 CPU cores 128-token texts encode ~25% faster than in the default batches of 64;
+        # on a GPU as many as its free memory holds (localize's rule)
         distinct = self.distinct(docs) if self._boilerplate is not None else None  # as the trainer: two views even with no boilerplate
-        return row_embedding(self.model, row_views(docs, distinct), self.row_tokens, batch_size=16)
+        return row_embedding(self.model, row_views(docs, distinct), self.row_tokens, batch_size=batch_rows(self.model, self.row_tokens, 16))
 
     def preserved_texts(self, exclude: AbstractSet[str] = frozenset()) -> tuple[list[str], list[str]]:
-        """Texts standing for the indexed documents (training queries, then pseudo-queries) and their doc ids."""
+        """Texts standing for the indexed documents (training queries, then pseudo-queries) and their doc ids.
+
+        Up to `preserve_per_doc` texts a document; past `max_preserved` texts a stable seeded sample of them
+        (`statistics.sample_texts`: unmoved by unrelated documents, and only the sampled documents' texts are made).
+        """
         k = self.settings.preserve_per_doc
-        texts, owners = [], []
-        docs = self.distinct([self.documents[d] for d in self.model.docids if d in self.documents and d not in exclude])
+        docs = [self.documents[d] for d in self.model.docids if d in self.documents and d not in exclude]
         if not docs:
             raise ValueError("editing with this method needs the indexed corpus (its documents' text): pass corpus= (CLI: --data)")
-        index = indexing_texts(self.model, docs, self.index_tokens)
-        for doc, idx in zip(docs, index):
-            cands = list(self.train_queries.get(doc.id, [])) + pseudo_queries(doc, 2) + [idx]
-            for q in cands[:k]:
-                texts.append(q)
-                owners.append(doc.id)
-        if len(texts) > self.settings.max_preserved:
-            gen = torch.Generator().manual_seed(self.settings.seed)
-            pick = torch.randperm(len(texts), generator=gen, device="cpu")[: self.settings.max_preserved].sort().values.tolist()
-            texts, owners = [texts[i] for i in pick], [owners[i] for i in pick]
-        return texts, owners
+
+        def candidates(positions: Sequence[int]) -> dict[int, list[str]]:
+            chosen = self.distinct([docs[i] for i in positions])
+            index = indexing_texts(self.model, chosen, self.index_tokens)
+            return {i: (list(self.train_queries.get(doc.id, [])) + pseudo_queries(doc, 2) + [idx])[:k] for i, doc, idx in zip(positions, chosen, index)}
+
+        if len(docs) * k <= self.settings.max_preserved:
+            cands = candidates(range(len(docs)))
+            picked = [(i, q) for i in range(len(docs)) for q in cands[i]]
+        else:
+            picked = statistics.sample_texts([d.id for d in docs], k, self.settings.max_preserved, self.settings.seed, candidates)
+        return [q for _, q in picked], [docs[i].id for i, _ in picked]
 
     # --- cached statistics -----------------------------------------------------------------------
     def covariance(self, site: Site) -> torch.Tensor:
@@ -210,6 +216,10 @@ class EditContext:
             sites = list(dict.fromkeys([*self.targets, site]))
             log.info("preservation statistics: %d texts of %d documents at %s", len(texts), self.model.n_docs, ", ".join(map(str, sites)))
             self.stats, reused = statistics.obtain(self.model, texts, sites, self.query_tokens, self._saved_statistics())
+            if self.stats.read_states is not None:  # the same pass read the texts' states: doc_states need not read them again
+                read, states = self.stats.read_states
+                self._text_states = (self.decoder_version, {t: i for i, t in enumerate(read)}, states)
+                self.stats.read_states = None
             if not reused:
                 self._keep_statistics()
             self._cov = {s: self.stats.moment(s) for s in sites}
@@ -256,6 +266,7 @@ class EditContext:
         self.stats = None
         self.n_preserved = 0
         self._doc_states = None
+        self._text_states = None
 
     def doc_states(self) -> tuple[list[str], torch.Tensor]:
         """Indexed doc ids (with text) and the mean readout state of each one's preserved texts [N, D]."""
@@ -263,7 +274,11 @@ class EditContext:
             texts, owners = self.preserved_texts()
             ids = list(dict.fromkeys(owners))
             pos = {d: i for i, d in enumerate(ids)}
-            states = mean_readout(self.model, texts, [pos[o] for o in owners], len(ids), max_length=self.query_tokens)
+            read, self._text_states = self._text_states, None
+            if read is not None and read[0] == self.decoder_version and all(t in read[1] for t in texts):
+                states = group_mean(read[2][[read[1][t] for t in texts]], [pos[o] for o in owners], len(ids))
+            else:
+                states = mean_readout(self.model, texts, [pos[o] for o in owners], len(ids), max_length=self.query_tokens)
             self._doc_states = (self.decoder_version, ids, states)
         return self._doc_states[1], self._doc_states[2]
 

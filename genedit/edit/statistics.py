@@ -28,8 +28,8 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -54,6 +54,7 @@ class PreservationStats:
     inputs: dict[Site, str]  # hash of the weights each site's keys depend on (see module doc)
     texts: Counter[str]  # the preserved texts summed (a multiset)
     query_tokens: int | None
+    read_states: tuple[list[str], torch.Tensor] | None = field(default=None, repr=False)  # freshly computed: each distinct text's readout state (never saved)
 
     @property
     def count(self) -> int:
@@ -63,6 +64,31 @@ class PreservationStats:
     def moment(self, site: Site) -> torch.Tensor:
         """Second moment E[k k^T] at a site."""
         return self.sums[site] / max(self.count, 1)
+
+
+def sample_texts(doc_ids: Sequence[str], per_doc: int, cap: int, seed: int,
+                 candidates: Callable[[Sequence[int]], dict[int, list[str]]]) -> list[tuple[int, str]]:
+    """At most `cap` preserved texts, (document position, text), sorted by position: a stable seeded sample.
+
+    Each (document id, slot j < per_doc) has a seeded hash; the texts are taken in hash order (slot j of a document is
+    its j-th candidate text; a slot past its candidates is skipped) until `cap` are held. So the sample is uniform and
+    does not move when unrelated documents are added or removed: a new document's slots enter only where their hash
+    falls below the cutoff, pushing as many out, and the saved statistics are brought up to date by those few texts
+    (`refresh`) instead of recomputed. `candidates(positions)` gives the candidate texts of some documents: only the
+    documents the sample reaches are asked for, so preparing stops growing with the corpus past the cap.
+    """
+    order = sorted((hashlib.blake2b(f"{seed}\t{d}\t{j}".encode(), digest_size=8).digest(), i, j) for i, d in enumerate(doc_ids) for j in range(per_doc))
+    known: dict[int, list[str]] = {}
+    picked: list[tuple[int, int]] = []
+    start = 0
+    while len(picked) < cap and start < len(order):
+        window = order[start : start + cap - len(picked)]
+        start += len(window)
+        missing = sorted({i for _, i, _ in window if i not in known})
+        if missing:
+            known.update(candidates(missing))
+        picked += [(i, j) for _, i, j in window if j < len(known[i])]
+    return [(i, known[i][j]) for i, j in sorted(picked)]
 
 
 def weight_digests(model: GenIRModel) -> dict[str, str]:
@@ -92,22 +118,23 @@ def input_hashes(model: GenIRModel, sites: Sequence[Site], query_tokens: int | N
     return out
 
 
-def _key_sums(model: GenIRModel, texts: Counter[str], sites: Sequence[Site], query_tokens: int | None) -> dict[Site, torch.Tensor]:
-    """Sum of k k^T (float64) over a multiset of texts at each site."""
+def _key_sums(model: GenIRModel, texts: Counter[str], sites: Sequence[Site], query_tokens: int | None) -> tuple[dict[Site, torch.Tensor], torch.Tensor]:
+    """Sum of k k^T (float64) over a multiset of texts at each site, and each distinct text's readout state (read alike)."""
     items = list(texts.items())
-    keys, _, _ = read_keys(model, [t for t, _ in items], list(sites), max_length=query_tokens)
+    keys, states, _ = read_keys(model, [t for t, _ in items], list(sites), max_length=query_tokens)
     weights = torch.tensor([float(c) for _, c in items], dtype=torch.float64, device=model.device)
     out = {}
     for site, k in keys.items():
         k = k.to(torch.float64)
         out[site] = (k * weights.to(k.device)[:, None]).T @ k
-    return out
+    return out, states
 
 
 def compute(model: GenIRModel, texts: Sequence[str], sites: Sequence[Site], query_tokens: int | None) -> PreservationStats:
-    """Statistics of the preserved texts at the sites, from scratch."""
+    """Statistics of the preserved texts at the sites, from scratch (with the texts' readout states, read in the same pass)."""
     multiset = Counter(texts)
-    return PreservationStats(_key_sums(model, multiset, sites, query_tokens), input_hashes(model, sites, query_tokens), multiset, query_tokens)
+    sums, states = _key_sums(model, multiset, sites, query_tokens)
+    return PreservationStats(sums, input_hashes(model, sites, query_tokens), multiset, query_tokens, read_states=(list(multiset), states))
 
 
 def refresh(stats: PreservationStats, model: GenIRModel, texts: Sequence[str], sites: Sequence[Site], query_tokens: int | None,
@@ -128,7 +155,7 @@ def refresh(stats: PreservationStats, model: GenIRModel, texts: Sequence[str], s
     sums = {s: stats.sums[s].clone() for s in sites}
     for sign, part in ((1.0, added), (-1.0, removed)):
         if part:
-            for s, v in _key_sums(model, part, sites, query_tokens).items():
+            for s, v in _key_sums(model, part, sites, query_tokens)[0].items():
                 sums[s] += sign * v.to(sums[s].device)
     if changed:
         log.info("preservation statistics updated: %d texts joined, %d left", sum(added.values()), sum(removed.values()))

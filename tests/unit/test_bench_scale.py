@@ -15,7 +15,8 @@ def test_tiny_shape_prints_one_json_line_per_size(capsys):
     for r in lines:
         assert r["device"] == "cpu" and r["rank_qps"] > 0 and r["sweep_seconds"] > 0 and r["sweep_rows"] == 512
         assert r["sweep_sites"] == 2 * 3 + 2 * 2 * 4  # tiny: 2 layers x 3 components + 2 layers x 2 attentions x 4 heads
-        assert r["edit_docs"] == 3 and r["edit_ms_per_doc"] > 0 and r["preserved_texts"] > 0
+        assert r["edit_docs"] == 3 and r["edit_ms_per_doc"] > 0 and 0 < r["preserved_texts"] <= 3 * r["docs"] and r["preserved_cap"] == 20000
+        assert set(r["grows_with_corpus"]) >= {"prepare_seconds", "edit_ms_per_doc", "rank_qps"}
         assert r["epoch_docs"] == 30 and r["epoch_examples"] > 0 and r["epoch_seconds"] > 0  # measured once, reported for both
         assert set(r["peak_gb"]) == {"epoch", "build", "rank", "sweep", "edit"}
 

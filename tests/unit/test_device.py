@@ -171,3 +171,25 @@ def test_a_torch_device_is_taken_as_it_is():
     assert resolve_device(torch.device("cpu", 0)) == torch.device("cpu", 0)
     model = tiny_model("t5", ["a"]).to(torch.device("cpu", 0))
     assert model.device.type == "cpu"
+
+
+def test_edit_and_statistics_batches_follow_free_memory_by_localizes_rule(collection, monkeypatch):
+    """One sizing rule (circuits.patching.patch_rows): the CPU keeps its batch sizes, a GPU's free memory sizes them."""
+    import circuits.patching as patching
+    from genedit.edit import activations
+
+    model = edit_model("t5", collection)
+    assert activations.batch_rows(model, 48, activations.READ_ROWS) == 256  # the CPU: as before
+    assert activations.batch_rows(model, 48, activations.ENCODE_ROWS) == 64
+    per_row = patching.row_bytes(model, 48, 4)
+    gib = 2**30
+    sizes = [activations.batch_rows(model, 48, 256, free_bytes=f) for f in (gib // 8, gib, 8 * gib, 80 * gib)]
+    assert sizes[0] == max(64, int(0.4 * gib // 8 // per_row)) and sizes == sorted(sizes) and sizes[0] < sizes[-1] <= 8192
+    assert sizes[-1] == min(8192, patching.ROW_BUDGET // per_row)  # at most ROW_BUDGET bytes of activations
+    monkeypatch.setattr(patching, "free_memory_bytes", lambda device: gib)  # what torch.cuda.mem_get_info would say on a GPU
+    assert activations.batch_rows(model, 48, 256) == sizes[1]
+    seen = []
+    real = model.encode
+    monkeypatch.setattr(model, "encode", lambda texts, **kw: seen.append(kw["batch_size"]) or real(texts, **kw))
+    activations.prepare(model, ["a query", "another query"], max_length=48)
+    assert seen == [sizes[1]]  # an edit's batch (prepare) sized the same way

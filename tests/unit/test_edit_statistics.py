@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 from edit_support import edit_model
 
 from genedit.data.types import Document
-from genedit.edit import Editor, statistics
+from genedit.edit import Editor, EditSettings, statistics
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
 from genedit.model.storage import current_version
@@ -122,3 +124,73 @@ def test_documents_added_by_an_earlier_process_are_preserved_by_the_next(collect
     later = Editor(GenIRModel.load(model_dir), corpus=collection, targets=[SITE])
     assert later.ctx.preserved_texts()[0] == ed.ctx.preserved_texts()[0]
     assert "x1" in later.ctx.preserved_texts()[1]
+
+
+# --- the cap: a stable sample of the preserved texts -------------------------------------------------------------------
+
+
+def _cands(ids: list[str]):
+    return lambda positions: {i: [f"{ids[i]} text {j}" for j in range(3 if i % 4 else 2)] for i in positions}
+
+
+def test_the_capped_sample_is_seeded_sized_and_unmoved_by_unrelated_documents():
+    ids = [f"d{i:04d}" for i in range(400)]
+    asked: list[int] = []
+
+    def cands(positions):
+        asked.extend(positions)
+        return _cands(ids)(positions)
+
+    first = statistics.sample_texts(ids, 3, 200, 0, cands)
+    assert len(first) == 200 and [p for p, _ in first] == sorted(p for p, _ in first)
+    assert len(set(asked)) < len(ids)  # only the documents the sample reaches have their texts made
+    assert statistics.sample_texts(ids, 3, 200, 0, _cands(ids)) == first  # seeded: the same draw
+    assert statistics.sample_texts(ids, 3, 200, 1, _cands(ids)) != first
+    more = ids + [f"new{i}" for i in range(20)]  # 20 unrelated documents join: the sample moves by their slots only
+    texts, grown = {t for _, t in first}, {t for _, t in statistics.sample_texts(more, 3, 200, 0, _cands(more))}
+    joined = grown - texts
+    assert joined and all(t.startswith("new") for t in joined) and len(texts - grown) == len(joined)
+    fewer = ids[:-20]  # 20 documents leave: only their texts leave, replaced by the next in hash order
+    shrunk = {t for _, t in statistics.sample_texts(fewer, 3, 200, 0, _cands(fewer))}
+    assert all(t.split()[0] in ids[-20:] for t in texts - shrunk) and len(shrunk) == 200
+
+
+def test_a_capped_context_preserves_a_sample_and_its_saved_statistics_after_an_edit_equal_a_recomputation(collection, model_dir, monkeypatch):
+    settings = EditSettings(max_preserved=25)  # 20 documents x 3 texts: the cap holds
+    ed = Editor(GenIRModel.load(model_dir), corpus=collection, targets=[SITE], settings=settings)
+    texts, owners = ed.ctx.preserved_texts()
+    assert len(texts) == 25 and len(set(owners)) < 20
+    ed.add(collection.documents[20:23], method="rank-one")
+    after, _ = ed.ctx.preserved_texts()
+    assert len(after) == 25 and 0 < len(set(after) - set(texts)) <= 9  # the new documents' texts that fall under the cutoff
+    calls = []
+    real = statistics.compute
+    monkeypatch.setattr(statistics, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ed.save(model_dir)
+    assert calls == []  # brought up to date by the texts that joined and left, not recomputed
+    saved = _saved(model_dir)
+    assert saved.texts == Counter(after)
+    monkeypatch.undo()
+    torch.testing.assert_close(saved.moment(SITE), _fresh(ed), rtol=1e-9, atol=1e-9)
+    _no_compute(monkeypatch)
+    again = Editor(GenIRModel.load(model_dir), corpus=collection, targets=[SITE], settings=settings)
+    torch.testing.assert_close(again.ctx.covariance(SITE), saved.moment(SITE), rtol=0, atol=0)
+
+
+def test_document_states_reuse_the_statistics_pass_and_equal_a_separate_read(collection, monkeypatch):
+    import genedit.edit.context as context
+
+    model = edit_model("t5", collection)
+    ed = Editor(model, corpus=collection, targets=[SITE])
+    ed.ctx.covariance(SITE)
+    reads = []
+    real = context.mean_readout
+    monkeypatch.setattr(context, "mean_readout", lambda *a, **k: reads.append(1) or real(*a, **k))
+    ids, states = ed.ctx.doc_states()
+    assert reads == []  # the statistics pass read the same texts' states
+    texts, owners = ed.ctx.preserved_texts()
+    pos = {d: i for i, d in enumerate(ids)}
+    torch.testing.assert_close(states, real(model, texts, [pos[o] for o in owners], len(ids), max_length=ed.ctx.query_tokens), rtol=1e-5, atol=1e-6)
+    ed.ctx.reset_statistics()
+    ed.ctx.doc_states()
+    assert reads == [1]  # nothing left to reuse: read again

@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     try:
         index = LiveIndex(args.model, corpus=args.data, device=device, read_only=args.read_only,
-                          poll_seconds=args.poll)
+                          poll_seconds=args.poll, lock_wait=args.wait)
     except FolderLocked as exc:
         print(f"genedit: conflict: {exc} (serve it with --read-only as a replica)", file=sys.stderr)
         return 4
@@ -70,5 +70,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--token", help=f"bearer token required by the write endpoints (default: ${TOKEN_ENV})")
     s.add_argument("--read-only", action="store_true", help="a replica: no writes, follows the folder's HEAD and swaps in new versions")
     s.add_argument("--poll", type=float, default=1.0, help="seconds between HEAD checks of a read-only replica")
+    s.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for another writer to release the folder (e.g. a restart right after the old server died); default: refuse at once")
     s.set_defaults(func=cmd_serve)
 

@@ -93,7 +93,7 @@ def test_kill_9_during_an_edit_stream_loses_no_acknowledged_edit(tmp_path):
         sender.join(timeout=40)
         unacked += pending
         assert not errors
-        FolderLock(folder).acquire().release()  # the writer lock died with the server
+        FolderLock(folder, wait=10).acquire().release()  # the writer lock dies with the server (its edit worker is killed with it)
         _check_folder(folder, acked, unacked)
     assert sum(op == "add" for op, _ in acked) >= ROUNDS  # the stream did land edits between the kills
     port = free_port()

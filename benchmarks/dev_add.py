@@ -56,8 +56,9 @@ def parse_variant(text: str) -> tuple[str, dict[str, object]]:
 
 def register_variant(text: str) -> str:
     """Register `method:params` as a method of its own (its defaults changed) so `genedit bench`'s harness can run it; its name."""
-    from genedit.edit.methods import _REGISTRY, register
+    from genedit.edit.methods import _REGISTRY, method_names, register
 
+    method_names()  # loads the registry
     method, params = parse_variant(text)
     if not params:
         return method

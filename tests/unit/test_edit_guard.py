@@ -56,18 +56,20 @@ def test_blame_names_the_request_document_that_took_a_text_the_rows_alone_left()
     assert thief.tolist() == [1, -1, -1, -1]  # text 0 went to the request's second document, text 3 to an indexed one
 
 
-def test_per_document_scale_and_margin_constraints_cost_old_texts_less_than_the_free_update(collection):
+def test_per_document_scale_margin_constraints_and_repair_cost_old_texts_less_than_the_free_update(collection):
     base = edit_model("t5", collection)
     ed0 = Editor(copy.deepcopy(base), corpus=collection, targets=[SITE])
     texts, owners = ed0.ctx.preserved_texts()
     before = top1(base, texts)
     new = collection.documents[20:24]
     lost, entries = {}, {}
-    for name, params in [("free", {}), ("doc_scale", {"doc_scale": True}), ("protect", {"protect": 8})]:
+    for name, params in [("free", {}), ("doc_scale", {"doc_scale": True}), ("protect", {"protect": 8}), ("repair", {"repair": True, "doc_scale": True, "stop_prob": 0.5})]:
         model = copy.deepcopy(base)
         entries[name] = Editor(model, corpus=collection, targets=[SITE]).add(new, method="rank-one", **STRONG, **params, guard_texts=len(texts))
         lost[name] = _held_lost(model, before, texts, owners)
     assert lost["free"] > 0, lost  # the unconstrained edit costs old texts here: the options have work to do
-    assert lost["doc_scale"] < lost["free"] and lost["protect"] < lost["free"], lost
+    assert lost["doc_scale"] < lost["free"] and lost["protect"] < lost["free"] and lost["repair"] < lost["free"], lost
     assert entries["doc_scale"].params["doc_scale"] is True and entries["protect"].params["protect"] == 8
-    assert all(entries[n].changed_params > 0 for n in entries)  # the decoder is still edited (not reduced to the rows)
+    for name, entry in entries.items():  # the target linear is still edited (not reduced to the rows alone)
+        moved = [c.name for c in entry.changes if c.name.startswith("decoder.") and "embed" not in c.name and c.before is not None and not torch.equal(c.before, c.after)]
+        assert moved, name

@@ -24,6 +24,12 @@ For a batch of documents:
    `nullspace=True` AlphaEdit's projection onto the directions the preserved keys leave free (plus the earlier
    edits' keys). After a lower target is updated, the keys and outputs of the targets above are read again and
    their residual is what is still missing (MEMIT).
+Opt-in, for adds and updates, read on a seeded sample of preserved texts (`guard_texts`; training queries and
+pseudo-queries of indexed documents, see guard.py): `guard` (shrink the update until it costs no more sampled texts
+than the rows alone), `repair` (sampled old texts the new rows take rank 1 from join the edit, each with its own
+value vector, to rank its own document first), `doc_scale` (re-solve with the value of each request document that
+took a sampled text's rank 1 scaled by `doc_shrink`) and `protect` (margin constraints: the sampled texts whose
+top-1 margin the update shrank most join the preserved keys with `guard_boost` weight).
 """
 
 from __future__ import annotations

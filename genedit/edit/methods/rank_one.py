@@ -26,7 +26,7 @@ For a batch of documents:
    their residual is what is still missing (MEMIT).
 Opt-in, for adds and updates, read on a seeded sample of preserved texts (`guard_texts`; training queries and
 pseudo-queries of indexed documents, see guard.py): `guard` (shrink the update until it costs no more sampled texts
-than the rows alone), `repair` (sampled old texts the new rows take rank 1 from join the edit, each with its own
+than the rows alone), `repair` (adds only: sampled old texts the new rows take rank 1 from join the edit, each with its own
 value vector, to rank its own document first), `doc_scale` (re-solve with the value of each request document that
 took a sampled text's rank 1 scaled by `doc_shrink`) and `protect` (margin constraints: the sampled texts whose
 top-1 margin the update shrank most join the preserved keys with `guard_boost` weight).
@@ -95,7 +95,7 @@ class RankOne(EditMethod):
     doc_shrink: float = 0.0  # factor on such a document's scale per round (0: it keeps only its row)
     protect: int = 0  # margin constraints: per round, the held texts whose margin the update shrinks most join the preserved keys
     scale_rounds: int = 3  # rounds of re-solving for doc_scale / protect
-    repair: bool = False  # sampled old texts the new rows take rank 1 from join the edit, each to rank its own document first
+    repair: bool = False  # adds: sampled old texts the new rows take rank 1 from join the edit, each to rank its own document first
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
         """Second moments of the preserved keys at every target (once per model); indexed documents' states for row-solve."""

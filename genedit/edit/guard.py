@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -31,6 +31,7 @@ class GuardSample:
     batch: Prepared
     owners: list[str]
     held: torch.Tensor  # [m] bool: the text's document ranked first on the model before the edit
+    texts: list[str] = field(default_factory=list)  # the texts themselves (what `repair` adds to an edit)
 
 
 @dataclass
@@ -54,7 +55,7 @@ def sample(ctx: EditContext, size: int, seed: int, query_tokens: int | None) -> 
     pick = torch.randperm(len(texts), generator=gen)[:size].sort().values.tolist()
     texts, owners = [texts[i] for i in pick], [owners[i] for i in pick]
     batch = prepare(ctx.model, texts, max_length=query_tokens)
-    return held_now(ctx, GuardSample(batch, owners, torch.ones(len(owners), dtype=torch.bool, device=ctx.model.device)), set())
+    return held_now(ctx, GuardSample(batch, owners, torch.ones(len(owners), dtype=torch.bool, device=ctx.model.device), texts), set())
 
 
 def held_now(ctx: EditContext, s: GuardSample, exclude: set[str]) -> GuardSample:
@@ -65,7 +66,7 @@ def held_now(ctx: EditContext, s: GuardSample, exclude: set[str]) -> GuardSample
         s.batch.forget_layers()  # lower layers may have changed since the last edit
         top = model.scorer.logits(run_step(model, s.batch).state).argmax(-1)
     own = torch.tensor([model.doc_index(o) if o in model else -1 for o in s.owners], device=top.device)
-    return GuardSample(s.batch, s.owners, (top == own) & keep.to(top.device))
+    return GuardSample(s.batch, s.owners, (top == own) & keep.to(top.device), s.texts)
 
 
 def lost(ctx: EditContext, s: GuardSample, add: dict[Site, torch.Tensor] | None = None, start_layer: int = 0) -> torch.Tensor:
@@ -76,6 +77,39 @@ def lost(ctx: EditContext, s: GuardSample, add: dict[Site, torch.Tensor] | None 
         top = model.scorer.logits(out.state).argmax(-1)
     own = torch.tensor([model.doc_index(o) if o in model._index else -1 for o in s.owners], device=top.device)
     return s.held.to(top.device) & (top != own)
+
+
+@dataclass
+class Check:
+    """The sample read on the model as it is now (plus any `add`): each text's top document and its margin."""
+
+    top: torch.Tensor  # [m] docid position ranked first
+    margin: torch.Tensor  # [m] own document's logit minus the best other document's (negative: not first)
+    lost: torch.Tensor  # [m] bool: held before the edit, not first now
+
+
+def check(ctx: EditContext, s: GuardSample, start_layer: int = 0) -> Check:
+    """Top-1 documents, margins and lost texts of the sample on the model as it is now (one step-0 forward)."""
+    model = ctx.model
+    with torch.no_grad():
+        logits = model.scorer.logits(run_step(model, s.batch, start_layer=start_layer).state).float()
+    own = torch.tensor([model.doc_index(o) if o in model._index else -1 for o in s.owners], device=logits.device)
+    mine = logits.gather(1, own.clamp(min=0)[:, None])[:, 0]
+    others = logits.scatter(1, own.clamp(min=0)[:, None], float("-inf")).max(-1).values
+    top = logits.argmax(-1)
+    return Check(top, torch.where(own >= 0, mine - others, torch.full_like(mine, float("-inf"))), s.held.to(top.device) & (top != own))
+
+
+def blame(now: Check, rows: Check, new_positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texts the decoder update takes rank 1 from (not lost to the rows alone) and the request's document that took each.
+
+    `new_positions` [g]: docid position of each document of the request (-1: none). Returns (texts [m] bool,
+    thieves [m] index into the request or -1 when an indexed document took the text).
+    """
+    extra = now.lost & ~rows.lost.to(now.lost.device)
+    match = now.top[:, None] == new_positions.to(now.top.device)[None, :]  # [m, g]
+    thief = torch.where(match.any(-1), match.float().argmax(-1), torch.full_like(now.top, -1))
+    return extra, torch.where(extra, thief, torch.full_like(thief, -1))
 
 
 def guarded_update(

@@ -45,3 +45,31 @@ def test_the_line_search_shrinks_an_update_until_the_sample_holds(collection):
     delta, report = guard.guarded_update(ed.ctx, s, SITE, lambda extra: huge, start_layer=1, allowed=0, rounds=1, scales=(0.5, 0.0))
     assert report.lost_full > 0 and report.lost == 0 and report.scale < 1.0
     torch.testing.assert_close(delta, huge * report.scale)
+
+
+def test_blame_names_the_request_document_that_took_a_text_the_rows_alone_left():
+    held = torch.tensor([True, True, True, True])
+    rows = guard.Check(top=torch.tensor([0, 1, 7, 3]), margin=torch.zeros(4), lost=torch.tensor([False, False, True, False]))
+    now = guard.Check(top=torch.tensor([8, 1, 7, 2]), margin=torch.zeros(4), lost=held & torch.tensor([True, False, True, True]))
+    extra, thief = guard.blame(now, rows, torch.tensor([7, 8]))  # the request's documents sit at positions 7 and 8
+    assert extra.tolist() == [True, False, False, True]  # text 2 was already lost to the rows alone
+    assert thief.tolist() == [1, -1, -1, -1]  # text 0 went to the request's second document, text 3 to an indexed one
+
+
+def test_per_document_scale_margin_constraints_and_repair_cost_old_texts_less_than_the_free_update(collection):
+    base = edit_model("t5", collection)
+    ed0 = Editor(copy.deepcopy(base), corpus=collection, targets=[SITE])
+    texts, owners = ed0.ctx.preserved_texts()
+    before = top1(base, texts)
+    new = collection.documents[20:24]
+    lost, entries = {}, {}
+    for name, params in [("free", {}), ("doc_scale", {"doc_scale": True}), ("protect", {"protect": 8}), ("repair", {"repair": True, "doc_scale": True, "stop_prob": 0.5})]:
+        model = copy.deepcopy(base)
+        entries[name] = Editor(model, corpus=collection, targets=[SITE]).add(new, method="rank-one", **STRONG, **params, guard_texts=len(texts))
+        lost[name] = _held_lost(model, before, texts, owners)
+    assert lost["free"] > 0, lost  # the unconstrained edit costs old texts here: the options have work to do
+    assert lost["doc_scale"] < lost["free"] and lost["protect"] < lost["free"] and lost["repair"] < lost["free"], lost
+    assert entries["doc_scale"].params["doc_scale"] is True and entries["protect"].params["protect"] == 8
+    for name, entry in entries.items():  # the target linear is still edited (not reduced to the rows alone)
+        moved = [c.name for c in entry.changes if c.name.startswith("decoder.") and "embed" not in c.name and c.before is not None and not torch.equal(c.before, c.after)]
+        assert moved, name

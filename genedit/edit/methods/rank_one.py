@@ -24,6 +24,12 @@ For a batch of documents:
    `nullspace=True` AlphaEdit's projection onto the directions the preserved keys leave free (plus the earlier
    edits' keys). After a lower target is updated, the keys and outputs of the targets above are read again and
    their residual is what is still missing (MEMIT).
+Opt-in, for adds and updates, read on a seeded sample of preserved texts (`guard_texts`; training queries and
+pseudo-queries of indexed documents, see guard.py): `guard` (shrink the update until it costs no more sampled texts
+than the rows alone), `repair` (adds only: sampled old texts the new rows take rank 1 from join the edit, each with its own
+value vector, to rank its own document first), `doc_scale` (re-solve with the value of each request document that
+took a sampled text's rank 1 scaled by `doc_shrink`) and `protect` (margin constraints: the sampled texts whose
+top-1 margin the update shrank most join the preserved keys with `guard_boost` weight).
 """
 
 from __future__ import annotations
@@ -84,6 +90,12 @@ class RankOne(EditMethod):
     guard_texts: int = 256  # preserved texts the guard checks (encoded once per editing context)
     guard_rounds: int = 2  # re-solves with the texts the update took protected
     guard_boost: float = 100.0  # weight of a protected text's key, in units of a preserved key's (lam)
+    # add/update, checked on the guard's sample of preserved texts (training-side texts, see guard.py):
+    doc_scale: bool = False  # per-document scale: a document whose update takes rank 1 from sampled texts keeps less of it
+    doc_shrink: float = 0.0  # factor on such a document's scale per round (0: it keeps only its row)
+    protect: int = 0  # margin constraints: per round, the held texts whose margin the update shrinks most join the preserved keys
+    scale_rounds: int = 3  # rounds of re-solving for doc_scale / protect
+    repair: bool = False  # adds: sampled old texts the new rows take rank 1 from join the edit, each to rank its own document first
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
         """Second moments of the preserved keys at every target (once per model); indexed documents' states for row-solve."""
@@ -98,7 +110,10 @@ class RankOne(EditMethod):
             self._sample = ctx.caches[key]
 
     def _guarded(self, req: EditRequest) -> bool:
-        return self.guard and req.op in ("add", "update") and not self.nullspace
+        """Whether this edit reads the guard's sample (the guard, per-document scales or margin constraints)."""
+        if req.op not in ("add", "update"):
+            return False
+        return (self.guard and not self.nullspace) or self.doc_scale or self.protect > 0 or self.repair
 
     def apply(self, ctx: EditContext, req: EditRequest) -> None:
         """Rows first, then the value optimisation and the closed-form update of every target (see module doc)."""
@@ -108,12 +123,20 @@ class RankOne(EditMethod):
             sample = guard.held_now(ctx, sample, exclude=set(req.ids))
         edit = edit_texts(ctx, req, lambda queries: self._rows(ctx, req, queries))
         if edit.texts and ctx.targets:
-            batch = prepare(model, edit.texts, max_length=self.query_tokens)
-            targets = ValueTargets(torch.tensor(edit.group, device=model.device), torch.tensor(edit.hard, device=model.device), None)
+            texts, group, hard = list(edit.texts), list(edit.group), list(edit.hard)
+            if self.repair and sample is not None and not edit.forgets:  # old texts the new rows took: back to their documents
+                lost = guard.check(ctx, sample, 0).lost.nonzero()[:, 0].tolist()
+                log.info("rank-one repair: the new rows take rank 1 from %d of %d sampled old texts", len(lost), len(sample.owners))
+                for j, i in enumerate(lost):
+                    texts.append(sample.texts[i])
+                    group.append(len(req.ids) + j)
+                    hard.append(model.doc_index(sample.owners[i]))
+            batch = prepare(model, texts, max_length=self.query_tokens)
+            targets = ValueTargets(torch.tensor(group, device=model.device), torch.tensor(hard, device=model.device), None)
             if edit.forgets:
                 targets.soft = forget_distribution(ctx, batch, req.ids)
                 targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group], device=model.device)
-            self._edit(ctx, batch, targets, n_groups=len(req.ids), sample=sample)
+            self._edit(ctx, batch, targets, req.ids, n_groups=max(group) + 1, sample=sample)
         if req.op == "delete":
             ctx.remove_rows(req.ids)
 
@@ -125,13 +148,17 @@ class RankOne(EditMethod):
         return IncDSI().solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
 
     # --- the edit ---------------------------------------------------------------------------------
-    def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, n_groups: int, sample: guard.GuardSample | None = None) -> None:
+    def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, ids: list[str], n_groups: int, sample: guard.GuardSample | None = None) -> None:
+        """Value vectors per group (the request's documents, then repaired texts), then the closed-form update of every target."""
         model = ctx.model
         sites = ctx.targets
         lowest = min(s.layer for s in sites)  # layers below the lowest target never change: computed once
         with torch.no_grad():
             start = run_step(model, batch, capture=sites, start_layer=lowest)
         deltas = self._values(ctx, batch, targets, start.outputs, n_groups, lowest)
+        if sample is not None and not self.guard:  # per-document scales, margin constraints, repair
+            self._fitted(ctx, batch, targets, ids, start.outputs, deltas, sample, lowest)
+            return
         wanted = {s: start.outputs[s] + deltas[s][targets.group] for s in sites}
         allowed = int(guard.lost(ctx, sample, None, lowest).sum()) if sample is not None else 0  # what the rows alone cost
         for i, site in enumerate(sites):
@@ -161,6 +188,77 @@ class RankOne(EditMethod):
             ctx.apply_delta(site, delta)
             ctx.edit_keys.setdefault(site, []).append(keys.detach())
         log.info("rank-one: %d keys, targets %s", len(batch), ", ".join(map(str, sites)))
+
+    def _fitted(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, ids: list[str], outputs: dict[Site, torch.Tensor],
+                deltas: dict[Site, torch.Tensor], sample: guard.GuardSample, lowest: int) -> None:
+        """The update re-solved on the guard's sample: per-document scales (`doc_scale`) and margin constraints (`protect`).
+
+        Each round solves every target (bottom-up, as `_edit`), reads the sample, and finds the held texts the update
+        (not the rows alone) takes rank 1 from: the request's documents that took them keep `doc_shrink` of their
+        value; the `protect` held texts whose top-1 margin fell most join the preserved keys with `guard_boost` weight.
+        """
+        model = ctx.model
+        sites = ctx.targets
+        rows = guard.check(ctx, sample, lowest)  # rows written, decoder not yet touched
+        positions = torch.tensor([model.doc_index(d) for d in ids], device=model.device)
+        scale = torch.ones(len(next(iter(deltas.values()))), device=model.device)  # one per group (request's documents first)
+        protected = torch.zeros(len(sample.owners), dtype=torch.bool, device=model.device)
+        weights = {s: model.cmap.module(model.hf, s.component, s.layer).weight for s in sites}
+        saved = {s: w.detach().clone() for s, w in weights.items()}
+        lam = self.forget_lam if targets.soft is not None else self.lam
+        for r in range(self.scale_rounds + 1):
+            keys = self._solve_all(ctx, batch, outputs, {s: deltas[s] * scale[:, None] for s in sites}, targets.group, lowest, lam, sample, protected)
+            now = guard.check(ctx, sample, lowest)
+            extra, thief = guard.blame(now, rows, positions)
+            log.info("rank-one round %d: update takes %d held texts (%d by the request's documents), %d documents scaled down, %d texts protected",
+                     r, int(extra.sum()), int((thief >= 0).sum()), int((scale < 1).sum()), int(protected.sum()))
+            if r == self.scale_rounds or not extra.any():
+                break
+            changed = False
+            if self.doc_scale:
+                hit = thief[thief >= 0].unique()
+                if hit.numel() and bool((scale[hit] > 0).any()):
+                    scale[hit] *= self.doc_shrink
+                    changed = True
+            if self.protect > 0:
+                drop = (rows.margin - now.margin).masked_fill(~sample.held.to(now.margin.device) | protected | ~torch.isfinite(rows.margin), float("-inf"))
+                pick = drop.topk(min(self.protect, len(drop))).indices
+                pick = pick[torch.isfinite(drop[pick]) & (drop[pick] > 0)]
+                if pick.numel():
+                    protected[pick] = True
+                    changed = True
+            if not changed:
+                break
+            with torch.no_grad():
+                for s, w in weights.items():
+                    w.copy_(saved[s])
+        for s in sites:
+            ctx.edit_keys.setdefault(s, []).append(keys[s].detach())
+
+    def _solve_all(self, ctx: EditContext, batch: Prepared, outputs: dict[Site, torch.Tensor], deltas: dict[Site, torch.Tensor], group: torch.Tensor,
+                   lowest: int, lam: float, sample: guard.GuardSample, protected: torch.Tensor) -> dict[Site, torch.Tensor]:
+        """Solve and apply every target bottom-up (MEMIT), protected sample texts weighing `guard_boost` preserved keys; the edit's keys per target."""
+        model = ctx.model
+        out: dict[Site, torch.Tensor] = {}
+        for site in ctx.targets:
+            with torch.no_grad():
+                again = run_step(model, batch, capture=[site], start_layer=lowest)
+            keys, now = again.keys[site], again.outputs[site]
+            resid = outputs[site] + deltas[site][group] - now
+            cov = ctx.covariance(site)
+            if bool(protected.any()):
+                with torch.no_grad():
+                    extra = run_step(model, sample.batch, capture=[site], start_layer=lowest).keys[site][protected].double()
+                cov = cov + self.guard_boost / max(ctx.n_preserved, 1) * (extra.T @ extra).to(cov.device)
+            if self.nullspace:
+                prev = torch.cat(ctx.edit_keys[site]) if ctx.edit_keys.get(site) else None
+                alpha = self.alpha * (keys.double().pow(2).sum() / keys.shape[1]).item()
+                delta = solve_update(keys, resid, cov, 0.0, projector=null_space(cov, self.threshold), prev_keys=prev, alpha=alpha)
+            else:
+                delta = solve_update(keys, resid, cov, lam * ctx.n_preserved)
+            ctx.apply_delta(site, delta)
+            out[site] = keys
+        return out
 
     def _values(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, outputs: dict[Site, torch.Tensor], n_groups: int, lowest: int) -> dict[Site, torch.Tensor]:
         """Per (document, target) output vectors that make the model do what the targets ask (Adam, clamped)."""

@@ -19,12 +19,15 @@ def _held_lost(model, before: list[str], texts: list[str], owners: list[str]) ->
     return sum(b == o and a != o for b, a, o in zip(before, top1(model, texts), owners))
 
 
-def test_guarded_add_costs_old_texts_no_more_than_its_rows_alone(collection):
+def _scene(collection):
+    """A tiny edited-T5 base, its preserved texts with their documents and top-1 before any edit, and four new documents."""
     base = edit_model("t5", collection)
-    ed0 = Editor(copy.deepcopy(base), corpus=collection, targets=[SITE])
-    texts, owners = ed0.ctx.preserved_texts()
-    before = top1(base, texts)
-    new = collection.documents[20:24]
+    texts, owners = Editor(copy.deepcopy(base), corpus=collection, targets=[SITE]).ctx.preserved_texts()
+    return base, texts, owners, top1(base, texts), collection.documents[20:24]
+
+
+def test_guarded_add_costs_old_texts_no_more_than_its_rows_alone(collection):
+    base, texts, owners, before, new = _scene(collection)
     lost = {}
     for name, method, params in [("rows", "row-solve", {}), ("free", "rank-one", {**STRONG, "guard": False}),
                                  ("guarded", "rank-one", {**STRONG, "guard": True, "guard_texts": len(texts)})]:
@@ -57,11 +60,7 @@ def test_blame_names_the_request_document_that_took_a_text_the_rows_alone_left()
 
 
 def test_per_document_scale_margin_constraints_and_repair_cost_old_texts_less_than_the_free_update(collection):
-    base = edit_model("t5", collection)
-    ed0 = Editor(copy.deepcopy(base), corpus=collection, targets=[SITE])
-    texts, owners = ed0.ctx.preserved_texts()
-    before = top1(base, texts)
-    new = collection.documents[20:24]
+    base, texts, owners, before, new = _scene(collection)
     lost, entries = {}, {}
     for name, params in [("free", {}), ("doc_scale", {"doc_scale": True}), ("protect", {"protect": 8}), ("repair", {"repair": True, "doc_scale": True, "stop_prob": 0.5})]:
         model = copy.deepcopy(base)

@@ -223,7 +223,7 @@ class Editor:
             raise ValueError(f"documents with empty text: {empty[:5]}")
         unknown = sorted(set(queries or {}) - set(ids))
         if unknown:
-            raise ValueError(f"queries given for documents not in this edit: {unknown[:5]}")
+            raise ValueError(f"queries given for documents not in this request: {unknown[:5]}")
 
     def _check_indexed(self, ids: list[str]) -> None:
         if len(set(ids)) != len(ids):

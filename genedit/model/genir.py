@@ -125,6 +125,10 @@ def hash_weights(h: hashlib._Hash, module: nn.Module) -> None:
         h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().reshape(-1))  # the buffer itself: no copy under the GIL
 
 
+class DocumentExists(ValueError):
+    """Adding a document id the model already indexes (a conflict, not malformed input: HTTP 409 in the server)."""
+
+
 class GenIRModel:
     """An encoder-decoder GenIR model with atomic docids: retrieval is one decoder step ranked over docid rows."""
 
@@ -219,7 +223,7 @@ class GenIRModel:
             raise ValueError(f"document ids repeated in the request: {repeated[:5]}")
         clash = [d for d in docids if d in self._index]
         if clash:
-            raise ValueError(f"document ids already indexed: {clash[:5]}")
+            raise DocumentExists(f"document ids already indexed: {clash[:5]}")
         tokens = [docid_token(d) for d in docids]
         fold = _normalizer(self.tokenizer)
         seen: dict[str, str] = {fold(t): t for t in self.tokens}

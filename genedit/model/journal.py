@@ -134,6 +134,11 @@ class Journal:
     entries: list[JournalEntry] = field(default_factory=list)
     source: Path | None = None  # folder whose journal/ holds the tensors of entries loaded from disk
 
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint the journal records for the model now (after its last entry); '' if it records none."""
+        return self.entries[-1].fingerprint_after if self.entries else self.base_fingerprint
+
     def __len__(self) -> int:
         return len(self.entries)
 

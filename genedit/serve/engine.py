@@ -18,7 +18,7 @@ import torch
 from genedit.data import load_indexed
 from genedit.data.types import Collection, Document
 from genedit.edit import Editor, methods_for
-from genedit.model.genir import GenIRModel
+from genedit.model.genir import DocumentExists, GenIRModel
 from genedit.model.journal import JournalEntry
 from genedit.model.storage import FolderLock
 
@@ -107,10 +107,6 @@ class EditEngine:
             raise RequestError(422, f"unknown operation {op!r}")
         if request.method is not None and request.method not in methods_for(op):
             raise RequestError(422, f"method {request.method!r} cannot {op}; choose from {', '.join(methods_for(op))}")
-        if op == "delete":
-            check_ids(model, request.ids)
-        else:
-            check_docs(model, op, request.docs, request.queries)
         before = _shapes(model)
         tokens_before = len(model.tokenizer)
         try:
@@ -120,8 +116,9 @@ class EditEngine:
                 entry = ed.update(request.docs, request.queries, method=request.method)
             else:
                 entry = ed.delete(request.ids, method=request.method)
-        except (ValueError, KeyError) as exc:  # refused by the editor before the model changed (it undoes a failed edit)
-            raise RequestError(404 if isinstance(exc, KeyError) else 422, str(exc.args[0] if exc.args else exc)) from None
+        except (ValueError, KeyError) as exc:  # refused by the editor's checks, or a failed edit it undid: the model is as it was
+            status = 409 if isinstance(exc, DocumentExists) else 404 if isinstance(exc, KeyError) else 422
+            raise RequestError(status, str(exc.args[0] if exc.args else exc)) from None
         self._save(revert=ed.undo)
         return self._outcome(entry.index, entry.fingerprint_after, [], _written([entry], before, model), tokens_before)
 
@@ -132,7 +129,7 @@ class EditEngine:
             raise RequestError(422, f"no journal entry {to}: the journal has entries 1..{n} (0 = before the first edit)")
         tokens_before = len(model.tokenizer)
         if to == n:
-            return self._outcome(to, self._fingerprint(), [], [], tokens_before)
+            return self._outcome(to, model.journal.fingerprint or model.fingerprint(), [], [], tokens_before)
         try:
             undone = ed.rollback(to)
             fingerprint = model.fingerprint()
@@ -143,10 +140,6 @@ class EditEngine:
             raise
         self._save(revert=self.reopen)
         return self._outcome(to, fingerprint, [e.index for e in undone], None, tokens_before)
-
-    def _fingerprint(self) -> str:
-        journal = self.model.journal
-        return (journal.entries[-1].fingerprint_after if journal.entries else journal.base_fingerprint) or self.model.fingerprint()
 
     def _save(self, revert) -> None:
         """Save the working model durably; on a failed save, revert it (or reload it from the folder)."""
@@ -193,48 +186,3 @@ def _written(entries: Sequence[JournalEntry], before: Mapping[str, tuple[int, ..
         names |= {c.name for c in entry.changes}
     names |= {name for name, shape in _shapes(model).items() if before.get(name) != shape}
     return sorted(names)
-
-
-def check_docs(model: GenIRModel, op: str, docs: list[Document], queries: Mapping[str, Sequence[str]] | None) -> None:
-    """Refuse documents to add or update that the model cannot take (RequestError), before anything is touched."""
-    if not docs:
-        raise RequestError(422, "no documents given")
-    ids = [d.id for d in docs]
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise RequestError(422, f"document ids repeated in the request: {repeated[:5]}")
-    empty = [d.id for d in docs if not (d.title.strip() or d.text.strip())]
-    if empty:
-        raise RequestError(422, f"documents with empty text: {empty[:5]}")
-    unknown = sorted(set(queries or {}) - set(ids))
-    if unknown:
-        raise RequestError(422, f"queries given for documents not in this request: {unknown[:5]}")
-    if op == "add":
-        clash = [i for i in ids if i in model]
-        if clash:
-            raise RequestError(409, f"document ids already indexed: {clash[:5]}")
-        try:
-            model.check_new_docids(ids)
-        except ValueError as exc:
-            raise RequestError(422, str(exc)) from None
-    else:
-        check_indexed(model, ids)
-
-
-def check_ids(model: GenIRModel, ids: list[str]) -> None:
-    """Refuse ids to delete that are missing, repeated or all of the index (RequestError)."""
-    if not ids:
-        raise RequestError(422, "no document ids to delete")
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise RequestError(422, f"document ids repeated in the request: {repeated[:5]}")
-    check_indexed(model, ids)
-    if len(ids) >= model.n_docs:
-        raise RequestError(422, "refusing to delete every indexed document")
-
-
-def check_indexed(model: GenIRModel, ids: list[str]) -> None:
-    """Refuse ids the model does not index (404)."""
-    missing = [i for i in ids if i not in model]
-    if missing:
-        raise RequestError(404, f"document ids not indexed: {missing[:5]}")

@@ -80,7 +80,7 @@ class EditResult:
 def _snapshot(model: GenIRModel) -> Snapshot:
     """A snapshot of a model as loaded (its fingerprint from the journal where it records it)."""
     journal = model.journal
-    fp = (journal.entries[-1].fingerprint_after if journal.entries else journal.base_fingerprint) or model.fingerprint()
+    fp = journal.fingerprint or model.fingerprint()
     return Snapshot(model, model.version, fp, journal.base_fingerprint or fp, [e.to_json() for e in journal.entries])
 
 
@@ -118,12 +118,13 @@ class _VersionTensors:
         return out
 
 
-def apply_outcome(model: GenIRModel, outcome: EditOutcome, folder: Path) -> None:
+def apply_outcome(model: GenIRModel, outcome: EditOutcome, folder: Path, values: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Bring a served copy of the model (equal to the version before the write) to the saved version `outcome` names.
 
     The tokenizer grows by the write's tokens (or is reloaded when a rollback dropped some), the output matrix takes
     the new number of rows, and every tensor the write changed is copied in place from the version's files, so the
-    copy equals what a fresh load of the folder would give (the tests compare fingerprints).
+    copy equals what a fresh load of the folder would give (the tests compare fingerprints). Returns the tensors it
+    read: pass them as `values` to bring the other served copy up without reading the files again.
     """
     if outcome.version is None:
         raise RuntimeError("a served write must name the version it saved")
@@ -137,20 +138,21 @@ def apply_outcome(model: GenIRModel, outcome: EditOutcome, folder: Path) -> None
     if model.vocab_rows != outcome.vocab_rows:
         model._resize_vocab(outcome.vocab_rows)
     state = model.hf.state_dict(keep_vars=True)
-    files = _VersionTensors(version_dir)
-    aliases: dict[int, list[str]] = {}
-    for name, tensor in state.items():
-        aliases.setdefault(id(tensor), []).append(name)
-    wanted: dict[int, str] = {}  # one stored name per tensor object (tied weights are stored once)
-    for name in (outcome.changed if outcome.changed is not None else list(state)):
-        tensor = state[name]
-        stored = [n for n in aliases[id(tensor)] if n in files.files]
-        if not stored:
-            raise RuntimeError(f"{name} is not in the saved version {outcome.version}")
-        wanted.setdefault(id(tensor), stored[0])
-    values = files.read(list(wanted.values()))
+    if values is None:
+        files = _VersionTensors(version_dir)
+        aliases: dict[int, list[str]] = {}
+        for name, tensor in state.items():
+            aliases.setdefault(id(tensor), []).append(name)
+        wanted: dict[int, str] = {}  # one stored name per tensor object (tied weights are stored once)
+        for name in (outcome.changed if outcome.changed is not None else list(state)):
+            tensor = state[name]
+            stored = [n for n in aliases[id(tensor)] if n in files.files]
+            if not stored:
+                raise RuntimeError(f"{name} is not in the saved version {outcome.version}")
+            wanted.setdefault(id(tensor), stored[0])
+        values = files.read(list(wanted.values()))
     with torch.no_grad():
-        for name in wanted.values():
+        for name in values:
             target = state[name]
             if tuple(target.shape) != tuple(values[name].shape):
                 raise RuntimeError(f"{name}: served shape {tuple(target.shape)}, saved {tuple(values[name].shape)}")
@@ -158,6 +160,7 @@ def apply_outcome(model: GenIRModel, outcome: EditOutcome, folder: Path) -> None
     model.restore_docids(outcome.docids, outcome.tokens)
     model.meta = dict(outcome.meta)
     model.version = outcome.version
+    return values
 
 
 def _lower_priority() -> None:
@@ -298,7 +301,7 @@ class LiveIndex:
         if outcome.version == self._snapshot.version:
             return  # nothing written (a rollback to the current entry)
         try:
-            apply_outcome(self._shadow, outcome, self.folder)
+            values = apply_outcome(self._shadow, outcome, self.folder)
         except Exception:  # noqa: BLE001 (the write is durable: serve it from a fresh load)
             log.exception("could not apply %s to the served copy; reloading it", outcome.version)
             self._reload()
@@ -308,7 +311,7 @@ class LiveIndex:
         with old.lock:  # waits for the query running on the old version, if any; later ones see `retired` and move on
             old.retired = True
         try:
-            apply_outcome(old.model, outcome, self.folder)
+            apply_outcome(old.model, outcome, self.folder, values)  # the same tensors, not read again
             self._shadow = old.model
         except Exception:  # noqa: BLE001
             log.exception("could not bring the second buffer to %s; copying the served one", outcome.version)

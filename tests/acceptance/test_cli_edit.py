@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from folder_files import tree
+from folder_files import tiny_folder, tree
 
 from genedit.cli import main
-from genedit.data import synthetic_collection, write_beir
-from genedit.model.build import TinySpec, tiny_model
 from genedit.model.genir import GenIRModel
 
 pytestmark = pytest.mark.acceptance
@@ -26,10 +24,7 @@ pytestmark = pytest.mark.acceptance
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("edit-cli")
-    collection = synthetic_collection(24, queries_per_doc=2, seed=5)
-    write_beir(collection, root / "data")
-    model = tiny_model("t5", [d.id for d in collection.documents[:20]], TinySpec(n_layers=2))
-    model.save(root / "model")
+    collection = tiny_folder(root)
     new = root / "new.jsonl"
     new.write_text("".join(json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n" for d in collection.documents[20:]))
     return root, collection

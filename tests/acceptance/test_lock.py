@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from folder_files import tree
+from folder_files import tiny_folder, tree
 
 from genedit.cli import main
-from genedit.data import synthetic_collection, write_beir
-from genedit.model.build import TinySpec, tiny_model
 from genedit.model.genir import GenIRModel
 from genedit.model.storage import LOCK_FILE, FolderLock
 
@@ -28,9 +26,7 @@ NEW = ("d020", "d021")  # one new document per writer
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("lock")
-    collection = synthetic_collection(24, queries_per_doc=2, seed=5)
-    write_beir(collection, root / "data")
-    tiny_model("t5", [d.id for d in collection.documents[:20]], TinySpec(n_layers=2)).save(root / "model")
+    collection = tiny_folder(root)
     for doc in collection.documents[20:22]:
         (root / f"{doc.id}.jsonl").write_text(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}) + "\n")
     return root

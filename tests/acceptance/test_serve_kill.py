@@ -10,10 +10,9 @@ import time
 
 import httpx
 import pytest
+from folder_files import tiny_folder
 
 from benchmarks.bench_serve import free_port, start_server
-from genedit.data import synthetic_collection, write_beir
-from genedit.model.build import TinySpec, tiny_model
 from genedit.model.genir import GenIRModel
 from genedit.model.storage import FolderLock
 
@@ -70,10 +69,8 @@ def _check_folder(folder, acked: list[tuple[str, str]], unacked: list[tuple[str,
 
 
 def test_kill_9_during_an_edit_stream_loses_no_acknowledged_edit(tmp_path):
-    collection = synthetic_collection(24, queries_per_doc=2, seed=5)
-    write_beir(collection, tmp_path / "data")
+    tiny_folder(tmp_path)
     folder = tmp_path / "model"
-    tiny_model("t5", [d.id for d in collection.documents[:20]], TinySpec(n_layers=2)).save(folder)
     rng = random.Random(23)
     acked: list[tuple[str, str]] = []
     unacked: list[tuple[str, str]] = []

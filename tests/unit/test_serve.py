@@ -7,10 +7,8 @@ import shutil
 import threading
 
 import pytest
-from folder_files import tree
+from folder_files import tiny_folder, tree
 
-from genedit.data import synthetic_collection, write_beir
-from genedit.model.build import TinySpec, tiny_model
 from genedit.model.genir import GenIRModel
 from genedit.model.storage import FolderLock, FolderLocked
 from genedit.serve import LiveIndex, create_app
@@ -22,9 +20,7 @@ fastapi_testclient = pytest.importorskip("fastapi.testclient")
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    collection = synthetic_collection(24, queries_per_doc=2, seed=5)
-    write_beir(collection, root / "data")
-    tiny_model("t5", [d.id for d in collection.documents[:20]], TinySpec(n_layers=2)).save(root / "model")
+    collection = tiny_folder(root)
     return root, collection
 
 

@@ -262,7 +262,7 @@ def undo_entry(model: GenIRModel, entry: JournalEntry, changes) -> None:
     """Restore the model to its state before `entry`: tensors, vocabulary size, tokenizer and docid list."""
     hf = model.hf
     if model.vocab_rows > entry.vocab_before:  # first: whole vocabulary-sized tensors get their old shape back
-        model._resize_vocab(entry.vocab_before)
+        model.resize_vocab(entry.vocab_before)
     with torch.no_grad():
         for c in changes:
             if c.before is None:

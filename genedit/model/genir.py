@@ -234,7 +234,7 @@ class GenIRModel:
             seen[key] = t
         return tokens
 
-    def _resize_vocab(self, rows: int) -> None:
+    def resize_vocab(self, rows: int) -> None:
         """Grow or shrink the output matrix (and tied embedding) to `rows` rows; kept rows are copied exactly.
 
         Resizing draws the new rows from torch's RNG: training relies on that draw (its seeded stream, hence the
@@ -267,7 +267,7 @@ class GenIRModel:
         self.tokenizer.add_tokens(tokens, special_tokens=False)
         needed = len(self.tokenizer)
         if self.vocab_rows < needed:
-            self._resize_vocab(needed)
+            self.resize_vocab(needed)
         ids = self.tokenizer.convert_tokens_to_ids(tokens)
         lin = self.cmap.unembedding(self.hf)
         with torch.no_grad():

@@ -136,7 +136,7 @@ def apply_outcome(model: GenIRModel, outcome: EditOutcome, folder: Path, values:
     if len(model.tokenizer) != outcome.tokenizer_length:
         raise RuntimeError(f"tokenizer has {len(model.tokenizer)} tokens after the write, the saved version {outcome.tokenizer_length}")
     if model.vocab_rows != outcome.vocab_rows:
-        model._resize_vocab(outcome.vocab_rows)
+        model.resize_vocab(outcome.vocab_rows)
     state = model.hf.state_dict(keep_vars=True)
     if values is None:
         files = _VersionTensors(version_dir)

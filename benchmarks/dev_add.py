@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--recipe", default="default")
     ap.add_argument("--variants", nargs="+", default=["row", "rank-one"])
     ap.add_argument("--bench", action="store_true", help="run `genedit bench`'s add protocol on the variants instead (test queries: judge, never tune)")
+    ap.add_argument("--protocols", nargs="+", default=["add"], help="with --bench: the protocols to judge the variants on (add, delete, update, sequential)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -93,10 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.results import protocol_table
 
         names = [register_variant(v) for v in args.variants]
-        doc = run_bench(BenchConfig(data=args.data, out=args.out, protocols=["add"], methods=names, baselines=(), recipe=args.recipe),
+        doc = run_bench(BenchConfig(data=args.data, out=args.out, protocols=args.protocols, methods=names, baselines=(), recipe=args.recipe),
                         command="python -m benchmarks.dev_add " + " ".join(sys.argv[1:]))
-        if doc is not None:
-            print(protocol_table("add", doc["protocols"]["add"]))
+        for protocol in args.protocols if doc is not None else []:
+            print(protocol_table(protocol, doc["protocols"][protocol]))
         return
     cfg = BenchConfig(data=args.data, out=args.out, protocols=["add"], methods=["row"], baselines=(), recipe=args.recipe)
     split = plan(cfg).splits["add"]

@@ -13,7 +13,7 @@ import torch
 from genedit.data.text import boilerplate, distinct_documents
 from genedit.data.types import Collection, Document
 from genedit.edit import statistics
-from genedit.edit.activations import batch_rows, group_mean, mean_readout
+from genedit.edit.activations import batch_rows, group_mean, read_keys
 from genedit.edit.pseudo import PseudoQueries
 from genedit.model.components import Site
 from genedit.model.genir import GenIRModel
@@ -126,6 +126,7 @@ class EditContext:
         self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
         self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
         self._text_states: tuple[int, dict[str, int], torch.Tensor] | None = None  # readout states read with the statistics
+        self._text_state_cache: tuple[int, list[str], torch.Tensor] | None = None  # each preserved text's readout state
         self.caches: dict[str, object] = {}  # per-context caches of methods (e.g. the guard's encoded sample)
         self.recipe = RowRecipe.of(model)  # how the model's rows and inputs were made: edits make theirs alike
         self.row_tokens = self.recipe.row_tokens
@@ -267,19 +268,27 @@ class EditContext:
         self.n_preserved = 0
         self._doc_states = None
         self._text_states = None
+        self._text_state_cache = None
+
+    def text_states(self) -> tuple[list[str], torch.Tensor]:
+        """Doc id of each preserved text and its readout state [M, D] (cached until the decoder changes)."""
+        if self._text_state_cache is None or self._text_state_cache[0] != self.decoder_version:
+            texts, owners = self.preserved_texts()
+            read, self._text_states = self._text_states, None
+            if read is not None and read[0] == self.decoder_version and all(t in read[1] for t in texts):
+                states = read[2][[read[1][t] for t in texts]]
+            else:
+                _, states, _ = read_keys(self.model, texts, [], max_length=self.query_tokens)
+            self._text_state_cache = (self.decoder_version, owners, states)
+        return self._text_state_cache[1], self._text_state_cache[2]
 
     def doc_states(self) -> tuple[list[str], torch.Tensor]:
         """Indexed doc ids (with text) and the mean readout state of each one's preserved texts [N, D]."""
         if self._doc_states is None or self._doc_states[0] != self.decoder_version:
-            texts, owners = self.preserved_texts()
+            owners, states = self.text_states()
             ids = list(dict.fromkeys(owners))
             pos = {d: i for i, d in enumerate(ids)}
-            read, self._text_states = self._text_states, None
-            if read is not None and read[0] == self.decoder_version and all(t in read[1] for t in texts):
-                states = group_mean(read[2][[read[1][t] for t in texts]], [pos[o] for o in owners], len(ids))
-            else:
-                states = mean_readout(self.model, texts, [pos[o] for o in owners], len(ids), max_length=self.query_tokens)
-            self._doc_states = (self.decoder_version, ids, states)
+            self._doc_states = (self.decoder_version, ids, group_mean(states, [pos[o] for o in owners], len(ids)))
         return self._doc_states[1], self._doc_states[2]
 
     # --- writing the model -------------------------------------------------------------------------

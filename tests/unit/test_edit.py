@@ -269,13 +269,9 @@ def test_journal_metadata_is_plain_json(collection):
 
 
 # --- a classic DSI model: rows are not sentence embeddings -----------------------------------------------
-def test_on_a_classic_dsi_model_only_solved_rows_keep_old_documents():
-    """A model trained the classic way (random rows, no teacher) is where row-only edits have nothing to copy: its
-    rows are not sentence embeddings, so `row` falls back to the mean readout of the new documents' queries, and
-    those rows steal old documents' queries; IncDSI's solved rows (`row-solve`) keep them. rank-one starts from the
-    solved rows on such models and keeps most (its decoder edit still moves some old queries on this tiny model)."""
-    import copy
-
+@pytest.fixture(scope="module")
+def dsi_tiny():
+    """A tiny T5 trained the classic DSI way (random rows, no teacher) on 26 documents, and 4 documents to add."""
     from genedit.data import synthetic_collection
     from genedit.data.types import Collection, Qrels
     from genedit.model.build import base_model
@@ -289,21 +285,45 @@ def test_on_a_classic_dsi_model_only_solved_rows_keep_old_documents():
     cfg = TrainConfig.recipe("dsi", max_epochs=8, indexing_ratio=12.0, batch_size=16, lr_new=3e-3, lr_pretrained=3e-3, lr_rows=3e-3)
     train(model, base, cfg)
     assert model.meta["train"]["config"]["row_init"] == "random" and cfg.kl_weight == 0 and cfg.distill_epochs == 0
+    return model, base, new
+
+
+def dsi_outcome(dsi_tiny, method: str, **params) -> tuple[float, float, Editor]:
+    """Add the 4 documents to a copy of the tiny DSI model: share of their queries they win, share of old training queries keeping their top 1."""
+    import copy
+
+    model, base, new = dsi_tiny
     old_queries = [q.text for q, _ in base.split("train")]
     old_top = top1(model, old_queries)
+    edited = copy.deepcopy(model)
+    ed = Editor(edited, corpus=base, targets=TARGETS)
+    assert not ed.ctx.rows_are_embeddings
+    ed.add(new, method=method, **params)
+    queries = ed.ctx.queries_for(new)
+    hits = [top == doc.id for doc, qs in zip(new, queries) for top in top1(edited, qs)]
+    kept = [a == b for a, b in zip(old_top, top1(edited, old_queries))]
+    return sum(hits) / len(hits), sum(kept) / len(kept), ed
 
+
+def test_on_a_classic_dsi_model_only_solved_rows_keep_old_documents(dsi_tiny):
+    """A model trained the classic way (random rows, no teacher) is where row-only edits have nothing to copy: its
+    rows are not sentence embeddings, so `row` falls back to the mean readout of the new documents' queries, and
+    those rows steal old documents' queries; IncDSI's solved rows (`row-solve`) keep them. rank-one starts from the
+    solved rows on such models and keeps most (its decoder edit still moves some old queries on this tiny model)."""
+    model, base, _ = dsi_tiny
     outcome = {}
     for method in ("row", "row-solve", "rank-one"):
-        edited = copy.deepcopy(model)
-        ed = Editor(edited, corpus=base, targets=TARGETS)
-        assert not ed.ctx.rows_are_embeddings
-        ed.add(new, method=method)
-        queries = ed.ctx.queries_for(new)
-        hits = [top == doc.id for doc, qs in zip(new, queries) for top in top1(edited, qs)]
-        kept = [a == b for a, b in zip(old_top, top1(edited, old_queries))]
-        outcome[method] = (sum(hits) / len(hits), sum(kept) / len(kept))
+        *outcome[method], ed = dsi_outcome(dsi_tiny, method)
     cosine = torch.nn.functional.cosine_similarity(ed.ctx.sentence_rows(base.documents), model.docid_rows().detach(), dim=-1)
     assert cosine.abs().mean() < 0.3  # the trained rows are not the documents' sentence embeddings
     assert outcome["row-solve"][0] >= 0.6 and outcome["row-solve"][1] >= 0.9, outcome
     assert outcome["row"][1] <= 0.6, outcome  # readout rows take rank 1 from old documents
     assert outcome["rank-one"][0] >= 0.6 and outcome["rank-one"][1] >= outcome["row"][1] + 0.2, outcome
+
+
+def test_per_text_constraints_keep_every_preserved_texts_top_document(dsi_tiny):
+    """With `per_text`, IncDSI constrains the new rows on each preserved text (the old training queries are among
+    them) instead of each document's mean state: no old training query loses its top document, and the new
+    documents still win their own queries."""
+    new_hits, kept, _ = dsi_outcome(dsi_tiny, "row-solve", per_text=True)
+    assert kept == 1.0 and new_hits >= 0.6, (new_hits, kept)

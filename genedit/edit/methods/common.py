@@ -36,7 +36,9 @@ class IncDSI:
     For new rows V (one per document), with readout states q_j of each new document's (pseudo-)queries and the mean
     readout state q_i of every indexed document's own texts:
     - the new document must win its queries by a margin: v_d.q_j + b_d >= max_{i != d} (v_i.q_j + b_i) + m1;
-    - no indexed document may lose its own queries to it: v_d.q_i + b_d <= v_i.q_i + b_i - m2;
+    - no indexed document may lose its own queries to it: v_d.q_i + b_d <= v_i.q_i + b_i - m2; with `per_text`, one
+      constraint per preserved text t of the indexed documents instead of their mean: v_d.q_t + b_d <= max_i (v_i.q_t
+      + b_i) - m2 (no text may lose the document it ranks first now);
     loss = lam * sum(hinge1^2) + (1 - lam) * sum(hinge2^2) + l2 * |V - V0|^2, minimised with L-BFGS (strong Wolfe),
     starting from (and anchored to) `initial_rows` V0. Margins are in units of the logits' standard deviation over
     the documents for the new queries. The decoder is not touched.
@@ -47,6 +49,7 @@ class IncDSI:
     lam: float = 0.5
     l2: float = 1e-2
     max_iter: int = 30
+    per_text: bool = False
 
     def solve(self, ctx: EditContext, docs: Sequence[Document], queries: Sequence[Sequence[str]], exclude: AbstractSet[str] = frozenset()) -> torch.Tensor:
         """Rows [n, D] for documents that win their queries and leave the indexed documents theirs (see class doc)."""
@@ -61,6 +64,10 @@ class IncDSI:
         rows, bias = _indexed(ctx, exclude)
         old_pos = torch.tensor([model.doc_index(d) for d in old_ids], device=model.device)
         own_old = (old_states * model.docid_rows().detach()[old_pos]).sum(-1) + (bias[old_pos] if bias is not None else 0.0)
+        if self.per_text:  # every preserved text keeps the document it ranks first now
+            owners, text_states = ctx.text_states()
+            old_states = text_states[[i for i, o in enumerate(owners) if o not in exclude]]
+            own_old = (old_states @ rows.T + bias).max(-1).values
         competitor = (q_new @ rows.T + (bias if bias is not None else 0.0)).detach()
         mask_self = torch.zeros_like(competitor, dtype=torch.bool)
         for d_i, doc in enumerate(docs):
@@ -99,16 +106,16 @@ def _indexed(ctx: EditContext, exclude: AbstractSet[str]) -> tuple[torch.Tensor,
     return rows, bias
 
 
-def forget_distribution(ctx: EditContext, batch: Prepared, forget: list[str]) -> torch.Tensor:
+def forget_distribution(ctx: EditContext, batch: Prepared, forget: list[str], *, own: bool = False) -> torch.Tensor:
     """Target distributions [n, N] over docids for texts whose documents are forgotten (the document at zero).
 
     The ranking the model's training objective gives a document it never saw: the dense teacher's distribution over
-    the remaining documents (models `genedit train` made) or, for other models, their own distribution renormalised
-    without the document.
+    the remaining documents (models `genedit train` made) or, for other models or with `own`, the model's own
+    distribution renormalised without the document (what `mask` answers).
     """
     model = ctx.model
     drop = torch.tensor([model.doc_index(d) for d in forget], device=model.device)
-    if ctx.rows_are_embeddings:
+    if ctx.rows_are_embeddings and not own:
         logits = batch.embedding @ F.normalize(model.docid_rows().detach(), dim=-1).T / ctx.temperature
     else:
         with torch.no_grad():

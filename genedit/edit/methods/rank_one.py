@@ -13,7 +13,8 @@ For a batch of documents:
    - add / update (new text): the document wins its queries (cross-entropy over all docids);
    - delete / update (old text): the queries get the ranking the model's training objective gives a document it
      never saw: the dense teacher's distribution over the remaining documents (models `genedit train` made) or,
-     for other models, their own distribution renormalised without the document; the document gets none;
+     for other models (or with `forget_own`) their own distribution renormalised without the document (`mask`'s
+     answer); the document gets none;
    with `forget_rank` k the forgotten row is also pushed below the k-th remaining document (a leaked copy of
    the old row should not bring the document back); each vector is clamped to `clamp` x the mean norm of the
    target's outputs; `steps`/`lr` for adds, `forget_steps`/`forget_lr` when the edit also forgets;
@@ -85,6 +86,7 @@ class RankOne(EditMethod):
     forget_lr: float = 0.1
     forget_lam: float = 0.18  # preservation weight when the edit also forgets (a harder target: lam leaves the old row findable)
     forget_rank: int = 10  # delete/update: push the forgotten row below the k-th remaining document too (0: off)
+    forget_own: bool = False  # delete/update: forgotten queries move to the model's own ranking without the document (mask's answer), not the teacher's
     guard: bool = False  # add/update: the update may take rank 1 from no more preserved texts than the rows alone (guard.py);
     # off by default: on the bundled corpus's add protocol it shrinks the update to nothing (rank-one = row), see CHANGELOG
     guard_texts: int = 256  # preserved texts the guard checks (encoded once per editing context)
@@ -96,6 +98,9 @@ class RankOne(EditMethod):
     protect: int = 0  # margin constraints: per round, the held texts whose margin the update shrinks most join the preserved keys
     scale_rounds: int = 3  # rounds of re-solving for doc_scale / protect
     repair: bool = False  # adds: sampled old texts the new rows take rank 1 from join the edit, each to rank its own document first
+    # models whose rows are not sentence embeddings (classic DSI): the IncDSI solve of the new rows (common.IncDSI)
+    row_margin: float = 0.5  # margin the indexed documents keep over a new row on their texts (IncDSI's margin_old)
+    row_per_text: bool = False  # one such constraint per preserved text instead of per document's mean state
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
         """Second moments of the preserved keys at every target (once per model); indexed documents' states for row-solve."""
@@ -134,18 +139,18 @@ class RankOne(EditMethod):
             batch = prepare(model, texts, max_length=self.query_tokens)
             targets = ValueTargets(torch.tensor(group, device=model.device), torch.tensor(hard, device=model.device), None)
             if edit.forgets:
-                targets.soft = forget_distribution(ctx, batch, req.ids)
+                targets.soft = forget_distribution(ctx, batch, req.ids, own=self.forget_own)
                 targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group], device=model.device)
             self._edit(ctx, batch, targets, req.ids, n_groups=max(group) + 1, sample=sample)
         if req.op == "delete":
             ctx.remove_rows(req.ids)
 
-    @staticmethod
-    def _rows(ctx: EditContext, req: EditRequest, queries: list[list[str]]) -> torch.Tensor:
+    def _rows(self, ctx: EditContext, req: EditRequest, queries: list[list[str]]) -> torch.Tensor:
         """Rows of added or updated documents: `initial_rows` in sentence-embedding space, else IncDSI's solved rows."""
         if ctx.rows_are_embeddings:
             return initial_rows(ctx, req.docs, queries)
-        return IncDSI().solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
+        solver = IncDSI(margin_old=self.row_margin, per_text=self.row_per_text)
+        return solver.solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
 
     # --- the edit ---------------------------------------------------------------------------------
     def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, ids: list[str], n_groups: int, sample: guard.GuardSample | None = None) -> None:

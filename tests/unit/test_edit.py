@@ -132,6 +132,32 @@ def test_delete_never_returns_the_document_and_undo_restores_it(method, collecti
     assert model.fingerprint() == before and model.docids[1] == "d001"
 
 
+def test_forget_own_target_is_masks_answer(collection, monkeypatch):
+    """Parity: with `own`, the delete target of a forgotten document's queries ranks the remaining documents as the
+    model with that document masked out (`mask`) does, even on a model whose rows are sentence embeddings (where
+    the default target is the dense teacher's ranking)."""
+    import copy
+
+    from genedit.edit.context import EditContext
+    from genedit.edit.methods.common import forget_distribution
+
+    model = edit_model("t5", collection)
+    monkeypatch.setattr(EditContext, "rows_are_embeddings", property(lambda self: True))
+    ed = Editor(model, corpus=collection, targets=TARGETS)
+    texts = [q.text for q in collection.queries.values()][:8]
+    batch = prepare(model, texts, max_length=model.max_query_length)
+    target = forget_distribution(ed.ctx, batch, ["d001", "d005"], own=True)
+    assert target[:, [model.doc_index("d001"), model.doc_index("d005")]].abs().max() == 0
+    masked = copy.deepcopy(model)
+    masked.remove_documents(["d001", "d005"])
+    run = masked.rank(texts, k=5)
+    for i in range(len(texts)):
+        top = [model.docids[j] for j in target[i].topk(5).indices.tolist()]
+        assert top == run.ranking[str(i)], (top, run.ranking[str(i)])
+    teacher = forget_distribution(ed.ctx, batch, ["d001", "d005"])
+    assert not torch.allclose(teacher, target)  # the default target on such a model is another one
+
+
 def test_update_moves_queries_to_the_new_text(collection):
     model = edit_model("t5", collection)
     ed = Editor(model, corpus=collection, targets=TARGETS)

@@ -2,8 +2,9 @@
 
 For a batch of documents:
 1. rows: new documents get the `row` method's rows (sentence embeddings) where the model's rows live in that space,
-   else `row-solve`'s rows (IncDSI: a readout row alone would take old documents' queries, and the decoder edit
-   below is fitted around the rows it starts from); updated documents get their new text's row; deleted
+   else IncDSI's solved rows (as `row-solve`, with a wider margin `row_margin` for the indexed documents: a readout
+   row alone would take old documents' queries, and the decoder edit below is fitted around the rows it starts
+   from); updated documents get their new text's row; deleted
    documents keep theirs until the end (they take part in the objective), then leave the index and are zeroed;
 2. keys: the inputs of each target linear (the circuit's editing targets, see `Circuit.editing_targets`) at
    decoder step 0 for the documents' queries (given ones and pseudo-queries; for deleted documents also their
@@ -99,7 +100,8 @@ class RankOne(EditMethod):
     scale_rounds: int = 3  # rounds of re-solving for doc_scale / protect
     repair: bool = False  # adds: sampled old texts the new rows take rank 1 from join the edit, each to rank its own document first
     # models whose rows are not sentence embeddings (classic DSI): the IncDSI solve of the new rows (common.IncDSI)
-    row_margin: float = 0.5  # margin the indexed documents keep over a new row on their texts (IncDSI's margin_old)
+    row_margin: float = 2.0  # margin the indexed documents keep over a new row on their texts (IncDSI's margin_old;
+    # 2.0, not row-solve's 0.5: issue 22's bench on three corpora, adds then cost old documents fewer rank-1 losses than retraining)
     row_per_text: bool = False  # one such constraint per preserved text instead of per document's mean state
 
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:

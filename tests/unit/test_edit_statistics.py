@@ -183,14 +183,18 @@ def test_document_states_reuse_the_statistics_pass_and_equal_a_separate_read(col
     model = edit_model("t5", collection)
     ed = Editor(model, corpus=collection, targets=[SITE])
     ed.ctx.covariance(SITE)
+    from genedit.edit.activations import mean_readout
+
     reads = []
-    real = context.mean_readout
-    monkeypatch.setattr(context, "mean_readout", lambda *a, **k: reads.append(1) or real(*a, **k))
+    real = context.read_keys
+    monkeypatch.setattr(context, "read_keys", lambda *a, **k: reads.append(1) or real(*a, **k))
     ids, states = ed.ctx.doc_states()
     assert reads == []  # the statistics pass read the same texts' states
     texts, owners = ed.ctx.preserved_texts()
     pos = {d: i for i, d in enumerate(ids)}
-    torch.testing.assert_close(states, real(model, texts, [pos[o] for o in owners], len(ids), max_length=ed.ctx.query_tokens), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(states, mean_readout(model, texts, [pos[o] for o in owners], len(ids), max_length=ed.ctx.query_tokens), rtol=1e-5, atol=1e-6)
+    per_text = ed.ctx.text_states()
+    assert per_text[0] == owners and per_text[1].shape[0] == len(texts) and reads == []  # per-text states: the same read
     ed.ctx.reset_statistics()
     ed.ctx.doc_states()
     assert reads == [1]  # nothing left to reuse: read again

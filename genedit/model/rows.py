@@ -71,10 +71,26 @@ def row_views(docs: Sequence[Document], distinct: Sequence[Document] | None) -> 
     return views
 
 
-def row_embedding(model: GenIRModel, views: Sequence[Sequence[str]], max_length: int, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-    """Docid rows [n, D]: the normalised mean of the sentence embeddings of each document's views (texts of it)."""
-    embs = []
+def row_embedding(model: GenIRModel, views: Sequence[Sequence[str]], max_length: int, batch_size: int = 64, progress: bool = False,
+                  reuse_identical: bool = False) -> torch.Tensor:
+    """Docid rows [n, D]: the normalised mean of the sentence embeddings of each document's views (texts of it).
+
+    With `reuse_identical`, a later view's text that equals the first view's is not encoded again: its embedding is
+    reused (most documents have no boilerplate, so their distinct text is the text; equal up to float rounding, which
+    depends on the batch a text is encoded in). The trainer leaves it off: its rows, hence its models, stay bit-exact.
+    """
+    embs: list[torch.Tensor] = []
     for texts in views:
-        enc = model.encode(list(texts), max_length=max_length, batch_size=batch_size, progress=progress)
+        texts = list(texts)
+        if reuse_identical and embs:
+            first = views[0]
+            todo = [i for i, t in enumerate(texts) if t != first[i]]
+            emb = embs[0].clone()
+            if todo:
+                enc = model.encode([texts[i] for i in todo], max_length=max_length, batch_size=batch_size, progress=progress)
+                emb[torch.tensor(todo, device=emb.device)] = F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1)
+            embs.append(emb)
+            continue
+        enc = model.encode(texts, max_length=max_length, batch_size=batch_size, progress=progress)
         embs.append(F.normalize(mean_pool(enc.hidden, enc.mask), dim=-1))
     return embs[0] if len(embs) == 1 else F.normalize(torch.stack(embs).sum(0), dim=-1)  # one view: exactly as before

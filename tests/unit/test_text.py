@@ -65,3 +65,24 @@ def test_edit_rows_are_built_as_the_distinct_recipe_built_its_rows() -> None:
     assert torch.allclose(ctx.sentence_rows(docs), trained, atol=1e-5)
     written = row_embedding(model, [[d.indexing_text() for d in docs]], ctx.row_tokens)
     assert not torch.allclose(written, trained, atol=1e-3)  # the distinct text is in the row, not only the header
+
+
+def test_rows_reusing_identical_views_equal_rows_encoding_every_view(monkeypatch) -> None:
+    """Parity: a document whose distinct text is its text gets the same row whether the second view is encoded again
+    or reused, and only the texts that differ are encoded twice."""
+    import torch
+
+    from genedit.model.build import tiny_model
+    from genedit.model.genir import GenIRModel
+    from genedit.model.rows import row_embedding
+
+    model = tiny_model("bert2bert", [])
+    written = [f"document {i} about topic {i % 3} with words w{i} and more" for i in range(9)]
+    distinct = [t if i % 3 else t.replace("and more", "") for i, t in enumerate(written)]
+    full = row_embedding(model, [written, distinct], 32)
+    encoded: list[str] = []
+    real = GenIRModel.encode
+    monkeypatch.setattr(GenIRModel, "encode", lambda self, texts, **k: encoded.extend(texts) or real(self, texts, **k))
+    reused = row_embedding(model, [written, distinct], 32, reuse_identical=True)
+    torch.testing.assert_close(reused, full, atol=1e-5, rtol=1e-5)
+    assert len(encoded) == len(written) + 3  # the three changed texts only, once more

@@ -1,0 +1,57 @@
+"""Cost of one batched add on a trained model: ms per document, with the preservation statistics prepared apart.
+
+    python -m benchmarks.bench_add_cost --model ~/.cache/genedit/default-model --data default --docs runs/docstrings --n 200
+
+Takes the first `--n` documents of `--docs` (ids prefixed `new-`), adds them with `--method` after a warm-up edit
+of two (statistics, caches), and prints one JSON line: ms/doc of the edit, of its row embedding, and of the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from genedit.data import load_collection
+from genedit.data.types import Document
+from genedit.edit import Editor
+from genedit.model.genir import GenIRModel
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Add `--n` documents once and print what each part cost per document."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--data", default="default", help="the corpus the model indexes")
+    ap.add_argument("--docs", required=True, help="corpus whose first --n documents are added")
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--method", default="rank-one")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    model = GenIRModel.load(args.model)
+    ed = Editor(model, corpus=load_collection(args.data))
+    docs = [Document("new-" + d.id, d.title, d.text) for d in load_collection(args.docs).documents[: args.n]]
+    ed.add(docs[:2], method=args.method)  # statistics and caches, as a long-lived editor has them
+    ed.undo()
+    spent = {"rows": 0.0}
+    real = ed.ctx.sentence_rows
+
+    def timed(batch: list[Document]):
+        t = time.perf_counter()
+        out = real(batch)
+        spent["rows"] += time.perf_counter() - t
+        return out
+
+    ed.ctx.sentence_rows = timed  # type: ignore[method-assign]
+    t = time.perf_counter()
+    ed.add(docs, method=args.method)
+    total = time.perf_counter() - t
+    ms = lambda s: round(s * 1000 / len(docs), 1)  # noqa: E731
+    print(json.dumps({"method": args.method, "docs": len(docs), "ms_per_doc": ms(total), "rows_ms_per_doc": ms(spent["rows"]),
+                      "rest_ms_per_doc": ms(total - spent["rows"])}))
+
+
+if __name__ == "__main__":
+    main()

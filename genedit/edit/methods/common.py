@@ -67,7 +67,7 @@ class IncDSI:
         if self.per_text:  # every preserved text keeps the document it ranks first now
             owners, text_states = ctx.text_states()
             old_states = text_states[[i for i, o in enumerate(owners) if o not in exclude]]
-            own_old = (old_states @ rows.T + bias).max(-1).values
+            own_old = torch.cat([(part @ rows.T + bias).max(-1).values for part in old_states.split(4096)])  # [M, N] a chunk at a time
         competitor = (q_new @ rows.T + (bias if bias is not None else 0.0)).detach()
         mask_self = torch.zeros_like(competitor, dtype=torch.bool)
         for d_i, doc in enumerate(docs):

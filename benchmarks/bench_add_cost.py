@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -30,9 +31,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--method", default="rank-one")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    model = GenIRModel.load(args.model)
-    ed = Editor(model, corpus=load_collection(args.data))
-    docs = [Document("new-" + d.id, d.title, d.text) for d in load_collection(args.docs).documents[: args.n]]
+    if args.n < 1:
+        ap.error("--n must be >= 1")  # argparse: one line, exit 2
+    try:  # bad input: one line, exit 2, before the model is loaded
+        corpus, extra = load_collection(args.data), load_collection(args.docs)
+        model = GenIRModel.load(args.model)
+    except (OSError, ValueError) as e:
+        print(f"bench_add_cost: {e}", file=sys.stderr)
+        sys.exit(2)
+    ed = Editor(model, corpus=corpus)
+    docs = [Document("new-" + d.id, d.title, d.text) for d in extra.documents[: args.n]]
     ed.add(docs[:2], method=args.method)  # statistics and caches, as a long-lived editor has them
     ed.undo()
     spent = {"rows": 0.0}

@@ -125,8 +125,7 @@ class EditContext:
         self.n_preserved = 0  # how many preserved texts the cached second moments average over (MEMIT's N0)
         self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
         self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
-        self._text_states: tuple[int, dict[str, int], torch.Tensor] | None = None  # readout states read with the statistics
-        self._text_state_cache: tuple[int, list[str], torch.Tensor] | None = None  # each preserved text's readout state
+        self._text_states: tuple[int, list[str], torch.Tensor] | None = None  # owner and readout state of each preserved text
         self.caches: dict[str, object] = {}  # per-context caches of methods (e.g. the guard's encoded sample)
         self.recipe = RowRecipe.of(model)  # how the model's rows and inputs were made: edits make theirs alike
         self.row_tokens = self.recipe.row_tokens
@@ -213,13 +212,14 @@ class EditContext:
         corpus (checked, brought up to date for the documents that changed), else recomputed.
         """
         if site not in self._cov:
-            texts, _ = self.preserved_texts()
+            texts, owners = self.preserved_texts()
             sites = list(dict.fromkeys([*self.targets, site]))
             log.info("preservation statistics: %d texts of %d documents at %s", len(texts), self.model.n_docs, ", ".join(map(str, sites)))
             self.stats, reused = statistics.obtain(self.model, texts, sites, self.query_tokens, self._saved_statistics())
-            if self.stats.read_states is not None:  # the same pass read the texts' states: doc_states need not read them again
+            if self.stats.read_states is not None:  # the same pass read the texts' states: text_states need not read them again
                 read, states = self.stats.read_states
-                self._text_states = (self.decoder_version, {t: i for i, t in enumerate(read)}, states)
+                row = {t: i for i, t in enumerate(read)}
+                self._text_states = (self.decoder_version, owners, states[[row[t] for t in texts]])
                 self.stats.read_states = None
             if not reused:
                 self._keep_statistics()
@@ -268,19 +268,14 @@ class EditContext:
         self.n_preserved = 0
         self._doc_states = None
         self._text_states = None
-        self._text_state_cache = None
 
     def text_states(self) -> tuple[list[str], torch.Tensor]:
         """Doc id of each preserved text and its readout state [M, D] (cached until the decoder changes)."""
-        if self._text_state_cache is None or self._text_state_cache[0] != self.decoder_version:
+        if self._text_states is None or self._text_states[0] != self.decoder_version:
             texts, owners = self.preserved_texts()
-            read, self._text_states = self._text_states, None
-            if read is not None and read[0] == self.decoder_version and all(t in read[1] for t in texts):
-                states = read[2][[read[1][t] for t in texts]]
-            else:
-                _, states, _ = read_keys(self.model, texts, [], max_length=self.query_tokens)
-            self._text_state_cache = (self.decoder_version, owners, states)
-        return self._text_state_cache[1], self._text_state_cache[2]
+            _, states, _ = read_keys(self.model, texts, [], max_length=self.query_tokens)
+            self._text_states = (self.decoder_version, owners, states)
+        return self._text_states[1], self._text_states[2]
 
     def doc_states(self) -> tuple[list[str], torch.Tensor]:
         """Indexed doc ids (with text) and the mean readout state of each one's preserved texts [N, D]."""

@@ -55,20 +55,21 @@ class IncDSI:
         """Rows [n, D] for documents that win their queries and leave the indexed documents theirs (see class doc)."""
         model = ctx.model
         v0 = initial_rows(ctx, docs, queries)
-        old_ids, old_states = ctx.doc_states()
-        keep = [i for i, d in enumerate(old_ids) if d not in exclude]
-        old_ids, old_states = [old_ids[i] for i in keep], old_states[keep]
         texts = [q for qs in queries for q in qs]
         owner = torch.tensor([i for i, qs in enumerate(queries) for _ in qs], device=model.device)  # masks the model's scores: made there
         _, q_new, _ = read_keys(model, texts, [], max_length=ctx.query_tokens)
         rows, bias = _indexed(ctx, exclude)
-        old_pos = torch.tensor([model.doc_index(d) for d in old_ids], device=model.device)
-        own_old = (old_states * model.docid_rows().detach()[old_pos]).sum(-1) + (bias[old_pos] if bias is not None else 0.0)
         if self.per_text:  # every preserved text keeps the document it ranks first now
             owners, text_states = ctx.text_states()
             old_states = text_states[[i for i, o in enumerate(owners) if o not in exclude]]
             own_old = torch.cat([(part @ rows.T + bias).max(-1).values for part in old_states.split(4096)])  # [M, N] a chunk at a time
-        competitor = (q_new @ rows.T + (bias if bias is not None else 0.0)).detach()
+        else:  # every indexed document keeps its own texts' mean state
+            old_ids, old_states = ctx.doc_states()
+            keep = [i for i, d in enumerate(old_ids) if d not in exclude]
+            old_states = old_states[keep]
+            old_pos = torch.tensor([model.doc_index(old_ids[i]) for i in keep], device=model.device)
+            own_old = (old_states * model.docid_rows().detach()[old_pos]).sum(-1) + bias[old_pos]
+        competitor = (q_new @ rows.T + bias).detach()
         mask_self = torch.zeros_like(competitor, dtype=torch.bool)
         for d_i, doc in enumerate(docs):
             if doc.id in model:
@@ -95,7 +96,7 @@ class IncDSI:
         return V.detach()
 
 
-def _indexed(ctx: EditContext, exclude: AbstractSet[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _indexed(ctx: EditContext, exclude: AbstractSet[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows and biases of the indexed documents (excluded ones pushed out of every max)."""
     model = ctx.model
     rows = model.docid_rows().detach().clone()

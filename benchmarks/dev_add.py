@@ -1,10 +1,14 @@
-"""Dev loop for the add protocol: variants of an add method measured on training-side texts only, never test queries.
+"""Dev loop for the edit protocols: variants of a method measured on training-side texts only, never test queries.
 
-Loads the add protocol's base model from a `genedit bench` output folder (trained and cached there by an earlier
-run, or trained now), adds the protocol's new documents with each variant, measures, undoes, and prints a table:
-- new (dev): the new documents' sentences the edit does not train on (sentences 4-8 of their text; the edit's
-  pseudo-queries use the first three), Hits@1 / Hits@10;
-- efficacy: the edit's own pseudo-queries, Hits@1;
+Loads a protocol's base model (`--protocols add`, `update` or `delete`) from a `genedit bench` output folder (trained
+and cached there by an earlier run, or trained now), edits it with each variant, measures, undoes, and prints a table:
+- new (dev; add, update): the new texts' sentences the edit does not train on (sentences 4-8 of their text; the
+  edit's pseudo-queries use the first three), Hits@1 / Hits@10;
+- efficacy (add, update): the edit's own pseudo-queries, Hits@1;
+- stale dev (update): sentences 4-8 of the replaced texts, Hits@10 (lower: forgotten);
+- delete, on sentences 4-8 of the deleted documents: returned (queries of any dev set with a deleted document in
+  their top 10), agreement of rank 1 with the retrained oracle (cached beside the base, or trained now), resurrection
+  Hits@10 (their old rows put back);
 - old (train): the untouched documents' training queries: Hits@1, Hits@10, and how many lose rank 1 against the
   unedited base (the bench's lost@1, on training queries instead of test queries); methods that read preserved
   texts (rank-one's guard, doc_scale, protect, repair) see these, so this column flatters them;
@@ -12,6 +16,7 @@ run, or trained now), adds the protocol's new documents with each variant, measu
   trainer never saw them): the same three columns, the honest one for those methods.
 
     python -m benchmarks.dev_add --out runs/q22 --variants row rank-one 'rank-one:lam=1.0' 'rank-one:doc_scale=true'
+    python -m benchmarks.dev_add --protocols update --recipe dsi --out runs/q22-dsi-upd --variants row rank-one
 
 A variant is `method[:param=value,...]`; values are parsed as Python literals (`true`/`false` accepted).
 """
@@ -26,9 +31,10 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.judge import lost_top1
+from benchmarks.judge import lost_top1, restore_rows, returned, top1_agreement
 from benchmarks.oracle import ModelCache
 from benchmarks.plan import BenchConfig, plan
+from benchmarks.protocols import PROTOCOLS
 from benchmarks.protocols.base import Pairs
 from benchmarks.ranking import Ranker
 from circuits.artifact import Circuit
@@ -38,6 +44,12 @@ from genedit.eval.types import Run
 from genedit.model.rows import pseudo_queries
 
 log = logging.getLogger(__name__)
+DEV_PROTOCOLS = ("add", "update", "delete")
+
+
+def fmt(x: float) -> str:
+    """A measure as the tables print it."""
+    return f"{x:.3f}"
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, object]]:
@@ -84,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--recipe", default="default")
     ap.add_argument("--variants", nargs="+", default=["row", "rank-one"])
     ap.add_argument("--bench", action="store_true", help="run `genedit bench`'s add protocol on the variants instead (test queries: judge, never tune)")
-    ap.add_argument("--protocols", nargs="+", default=["add"], help="with --bench: the protocols to judge the variants on (add, delete, update, sequential)")
+    ap.add_argument("--protocols", nargs="+", default=["add"], help="--bench: the protocols to judge on (add, delete, update, sequential); else the one to measure on dev texts (add, update, delete)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -99,11 +111,15 @@ def main(argv: list[str] | None = None) -> None:
         for protocol in args.protocols if doc is not None else []:
             print(protocol_table(protocol, doc["protocols"][protocol]))
         return
-    cfg = BenchConfig(data=args.data, out=args.out, protocols=["add"], methods=["row"], baselines=(), recipe=args.recipe)
-    split = plan(cfg).splits["add"]
-    base = ModelCache(cfg.out, cfg.base, cfg.train_config()).get(split.base, "add-base")
+    protocol = args.protocols[0]
+    if len(args.protocols) != 1 or protocol not in DEV_PROTOCOLS:
+        ap.error(f"without --bench, --protocols takes one of {', '.join(DEV_PROTOCOLS)}")
+    cfg = BenchConfig(data=args.data, out=args.out, protocols=[protocol], methods=["row"], baselines=(), recipe=args.recipe)
+    split = plan(cfg).splits[protocol]
+    cache = ModelCache(cfg.out, cfg.base, cfg.train_config())
+    base_label, oracle_label = PROTOCOLS[protocol].labels
+    base = cache.get(split.base, base_label)
     model = base.model
-    docs = [d for op in split.ops for d in op.docs]
     path = base.path / "circuit.json"  # as the bench: localized once, kept beside the cached model
     if path.exists():
         ed = Editor(model, corpus=split.base, circuit=Circuit.load(path))
@@ -111,36 +127,72 @@ def main(argv: list[str] | None = None) -> None:
         ed = Editor(model, corpus=split.base)
         ed.circuit.save(path)
     print(f"targets: {', '.join(map(str, ed.targets))}")
-    own = ed.pseudo_queries(docs)
-    new_dev: Pairs = []
-    for d, qs in zip(docs, own):
-        for i, s in enumerate(t for t in pseudo_queries(d, 8) if t not in set(qs)):
-            new_dev.append((Query(f"dev:{d.id}:{i}", s), {d.id}))
-    efficacy: Pairs = [(Query(f"pq:{d.id}:{i}", t), {d.id}) for d, ts in zip(docs, own) for i, t in enumerate(ts)]
-    old: Pairs = split.sets["retained_train"]
+    op = split.ops[0]
+    edited = op.doc_ids
     preserved = set(ed.ctx.preserved_texts()[0])  # what an edit may read of the old documents: never a dev text
-    old_docs = [d for d in split.base.documents if d.id in set(model.docids)]
-    old_dev: Pairs = [(Query(f"odev:{d.id}:{i}", t), {d.id}) for d in old_docs for i, t in enumerate(pseudo_queries(d, 8)[3:]) if t not in preserved]
-    sets = {"new": new_dev, "efficacy": efficacy, "old": old, "old_dev": old_dev}
+    old_docs = [d for d in split.base.documents if d.id in set(model.docids) and d.id not in set(edited)]
+    sets: dict[str, Pairs] = {
+        "old": split.sets["retained_train"],
+        "old_dev": [(Query(f"odev:{d.id}:{i}", t), {d.id}) for d in old_docs for i, t in enumerate(pseudo_queries(d, 8)[3:]) if t not in preserved],
+    }
+    if protocol in ("add", "update"):  # the new texts: sentences the edit does not train on, and its own pseudo-queries
+        own = ed.pseudo_queries(list(op.docs))
+        sets["new"] = [(Query(f"dev:{d.id}:{i}", s), {d.id}) for d, qs in zip(op.docs, own) for i, s in enumerate(t for t in pseudo_queries(d, 8) if t not in set(qs))]
+        sets["efficacy"] = [(Query(f"pq:{d.id}:{i}", t), {d.id}) for d, ts in zip(op.docs, own) for i, t in enumerate(ts)]
+    if protocol in ("update", "delete"):  # the texts being forgotten: their unseen sentences (old text's sentences 4-8)
+        gone = [split.base.document(i) for i in edited]
+        sets["forgotten"] = [(Query(f"fdev:{d.id}:{i}", t), {d.id}) for d in gone for i, t in enumerate(pseudo_queries(d, 8)[3:]) if t not in preserved]
+    oracle = None
+    if protocol == "delete":  # agreement is read against the retrained model's rank 1
+        old_rows = model.docid_rows().detach()[[model.doc_index(i) for i in edited]].clone()
+        retrained = cache.get(split.final, oracle_label).model
+        oracle = Ranker(10).rank(retrained, {"forgotten": sets["forgotten"]}, "oracle")
+        risen = Ranker(10).rank(restore_rows(retrained, edited, old_rows), {"forgotten": sets["forgotten"]}, "oracle resurrection")
+        print(f"oracle (retrained without them): resurrect dev H@10 {fmt(hits(risen, sets['forgotten'], 10))}")
+        del retrained
     ranker = Ranker(10)
     before = ranker.rank(model, sets, "base")
-    print(f"data {args.data} ({args.recipe}): {len(docs)} new documents, dev texts: new {len(new_dev)}, efficacy {len(efficacy)}, "
-          f"old train {len(old)}, old dev {len(old_dev)}")
-    print("| variant | new dev H@1 | new dev H@10 | efficacy H@1 | old H@1 | old H@10 | lost@1 | old dev H@1 | old dev H@10 | old dev lost@1 | ms/doc |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| base | - | - | - | {hits(before, old, 1):.3f} | {hits(before, old, 10):.3f} | - | {hits(before, old_dev, 1):.3f} | {hits(before, old_dev, 10):.3f} | - | - |")
+    print(f"data {args.data} ({args.recipe}), {protocol}: {len(edited)} documents, dev texts: "
+          + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
+    cols = {"add": ["new dev H@1", "new dev H@10", "efficacy H@1"],
+            "update": ["new dev H@1", "new dev H@10", "efficacy H@1", "stale dev H@10"],
+            "delete": ["returned", "agree@1 oracle (dev)", "resurrect dev H@10"]}[protocol]
+    cols += ["old H@1", "old H@10", "lost@1", "old dev H@1", "old dev H@10", "old dev lost@1", "ms/doc"]
+    print("| variant | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    rest = [fmt(hits(before, sets["old"], 1)), fmt(hits(before, sets["old"], 10)), "-", fmt(hits(before, sets["old_dev"], 1)), fmt(hits(before, sets["old_dev"], 10)), "-", "-"]
+    head = ["-"] * 3
+    if protocol == "update":
+        head.append(fmt(hits(before, sets["forgotten"], 10)))
+    elif protocol == "delete":
+        head[1:] = [fmt(top1_agreement(before, oracle, sets["forgotten"]) or 0.0), fmt(hits(before, sets["forgotten"], 10))]
+    print("| base | " + " | ".join(head + rest) + " |")
     for text in args.variants:
         method, params = parse_variant(text)
         t = time.perf_counter()
-        entry = ed.add(docs, method=method, **params)
-        ms = (time.perf_counter() - t) * 1000 / len(docs)
+        if protocol == "add":
+            entry = ed.add(list(op.docs), method=method, **params)
+        elif protocol == "update":
+            entry = ed.update(list(op.docs), method=method, **params)
+        else:
+            entry = ed.delete(edited, method=method, **params)
+        ms = (time.perf_counter() - t) * 1000 / len(edited)
         after = ranker.rank(model, sets, text)
-        lost, lost_dev = len(lost_top1(before, after, old)), len(lost_top1(before, after, old_dev))
-        print(f"| {text} | {hits(after, new_dev, 1):.3f} | {hits(after, new_dev, 10):.3f} | {hits(after, efficacy, 1):.3f} | "
-              f"{hits(after, old, 1):.3f} | {hits(after, old, 10):.3f} | {lost} | {hits(after, old_dev, 1):.3f} | {hits(after, old_dev, 10):.3f} | {lost_dev} | "
-              f"{entry.seconds * 1000 / len(docs):.1f} ({ms:.0f}) |", flush=True)
+        if protocol == "delete":
+            probe = restore_rows(model, edited, old_rows)
+            risen = ranker.rank(probe, {"forgotten": sets["forgotten"]}, "resurrection")
+            del probe
+            head = [str(returned(after, [p for v in sets.values() for p in v], edited)), fmt(top1_agreement(after, oracle, sets["forgotten"]) or 0.0),
+                    fmt(hits(risen, sets["forgotten"], 10))]
+        else:
+            head = [fmt(hits(after, sets["new"], 1)), fmt(hits(after, sets["new"], 10)), fmt(hits(after, sets["efficacy"], 1))]
+            if protocol == "update":
+                head.append(fmt(hits(after, sets["forgotten"], 10)))
+        rest = [fmt(hits(after, sets["old"], 1)), fmt(hits(after, sets["old"], 10)), str(len(lost_top1(before, after, sets["old"]))),
+                fmt(hits(after, sets["old_dev"], 1)), fmt(hits(after, sets["old_dev"], 10)), str(len(lost_top1(before, after, sets["old_dev"]))),
+                f"{entry.seconds * 1000 / len(edited):.1f} ({ms:.0f})"]
+        print(f"| {text} | " + " | ".join(head + rest) + " |", flush=True)
         ed.undo()
-
 
 if __name__ == "__main__":
     main()

@@ -91,6 +91,15 @@ class Recorder:
 
 
 @dataclass
+class TextStates:
+    """Readout states of preserved texts (a row per text) and the decoder version they were read at."""
+
+    version: int
+    row: dict[str, int]  # text -> its row in states
+    states: torch.Tensor  # [M, D]
+
+
+@dataclass
 class EditSettings:
     """Shared settings of the editing context."""
 
@@ -99,6 +108,7 @@ class EditSettings:
     max_preserved: int = 20000  # cap on preserved texts (a seeded sample beyond it)
     seed: int = 0
     sentences: int = 3  # sentences of a document used as its pseudo-queries
+    stale_states: int = 100  # preserved texts' readout states are kept over this many decoder changes, then read again
 
 
 class EditContext:
@@ -124,8 +134,7 @@ class EditContext:
         self.stats: statistics.PreservationStats | None = None  # what _cov was read from (saved with the model version)
         self.n_preserved = 0  # how many preserved texts the cached second moments average over (MEMIT's N0)
         self.decoder_version = 0  # bumped when an edit changes decoder weights (cached states go stale)
-        self._doc_states: tuple[int, list[str], torch.Tensor] | None = None
-        self._text_states: tuple[int, list[str], torch.Tensor] | None = None  # owner and readout state of each preserved text
+        self._text_states: TextStates | None = None  # readout state of each preserved text, and when it was read
         self.caches: dict[str, object] = {}  # per-context caches of methods (e.g. the guard's encoded sample)
         self.recipe = RowRecipe.of(model)  # how the model's rows and inputs were made: edits make theirs alike
         self.row_tokens = self.recipe.row_tokens
@@ -212,14 +221,14 @@ class EditContext:
         corpus (checked, brought up to date for the documents that changed), else recomputed.
         """
         if site not in self._cov:
-            texts, owners = self.preserved_texts()
+            texts, _ = self.preserved_texts()
             sites = list(dict.fromkeys([*self.targets, site]))
             log.info("preservation statistics: %d texts of %d documents at %s", len(texts), self.model.n_docs, ", ".join(map(str, sites)))
             self.stats, reused = statistics.obtain(self.model, texts, sites, self.query_tokens, self._saved_statistics())
             if self.stats.read_states is not None:  # the same pass read the texts' states: text_states need not read them again
                 read, states = self.stats.read_states
                 row = {t: i for i, t in enumerate(read)}
-                self._text_states = (self.decoder_version, owners, states[[row[t] for t in texts]])
+                self._text_states = TextStates(self.decoder_version, row, states)
                 self.stats.read_states = None
             if not reused:
                 self._keep_statistics()
@@ -262,29 +271,37 @@ class EditContext:
             log.warning("preservation statistics not saved: %s", e)
 
     def reset_statistics(self) -> None:
-        """Forget the cached preservation statistics and document states: the next edit reads them again."""
+        """Forget the cached preservation statistics and text states: the next edit reads them again."""
         self._cov.clear()
         self.stats = None
         self.n_preserved = 0
-        self._doc_states = None
         self._text_states = None
 
     def text_states(self) -> tuple[list[str], torch.Tensor]:
-        """Doc id of each preserved text and its readout state [M, D] (cached until the decoder changes)."""
-        if self._text_states is None or self._text_states[0] != self.decoder_version:
-            texts, owners = self.preserved_texts()
-            _, states, _ = read_keys(self.model, texts, [], max_length=self.query_tokens)
-            self._text_states = (self.decoder_version, owners, states)
-        return self._text_states[1], self._text_states[2]
+        """Doc id of each preserved text and its readout state [M, D].
+
+        States are kept over `EditSettings.stale_states` decoder changes, as the statistics are (a single-document
+        edit then reads only its own texts, not the corpus's); texts of documents indexed since are read when asked for.
+        """
+        texts, owners = self.preserved_texts()
+        cached = self._text_states
+        if cached is None or self.decoder_version - cached.version > self.settings.stale_states:
+            cached = TextStates(self.decoder_version, {}, torch.empty(0, device=self.model.device))
+        missing = [t for t in dict.fromkeys(texts) if t not in cached.row]
+        if missing:
+            _, states, _ = read_keys(self.model, missing, [], max_length=self.query_tokens)
+            row = dict(cached.row)
+            row.update((t, len(cached.row) + i) for i, t in enumerate(missing))
+            cached = TextStates(cached.version, row, states if not cached.row else torch.cat([cached.states, states.to(cached.states)]))
+        self._text_states = cached
+        return owners, cached.states[[cached.row[t] for t in texts]]
 
     def doc_states(self) -> tuple[list[str], torch.Tensor]:
         """Indexed doc ids (with text) and the mean readout state of each one's preserved texts [N, D]."""
-        if self._doc_states is None or self._doc_states[0] != self.decoder_version:
-            owners, states = self.text_states()
-            ids = list(dict.fromkeys(owners))
-            pos = {d: i for i, d in enumerate(ids)}
-            self._doc_states = (self.decoder_version, ids, group_mean(states, [pos[o] for o in owners], len(ids)))
-        return self._doc_states[1], self._doc_states[2]
+        owners, states = self.text_states()
+        ids = list(dict.fromkeys(owners))
+        pos = {d: i for i, d in enumerate(ids)}
+        return ids, group_mean(states, [pos[o] for o in owners], len(ids))
 
     # --- writing the model -------------------------------------------------------------------------
     def touch(self, tensor: torch.Tensor, rows: Sequence[int] | None = None) -> None:

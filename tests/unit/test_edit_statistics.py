@@ -198,3 +198,31 @@ def test_document_states_reuse_the_statistics_pass_and_equal_a_separate_read(col
     ed.ctx.reset_statistics()
     ed.ctx.doc_states()
     assert reads == [1]  # nothing left to reuse: read again
+
+
+def test_text_states_survive_small_decoder_changes_and_read_only_new_documents_texts(collection, monkeypatch):
+    """A stream of single-document edits must not re-read the whole corpus's states after each one: they are kept
+    over `stale_states` decoder changes (as the statistics are), a newly indexed document's texts are read alone,
+    and past the limit everything is read again."""
+    import genedit.edit.context as context
+
+    model = edit_model("t5", collection)  # indexes 20 of the 24 documents
+    ed = Editor(model, corpus=collection, targets=[SITE], settings=EditSettings(stale_states=1))
+    _, first = ed.ctx.text_states()
+    read: list[list[str]] = []
+    real = context.read_keys
+    monkeypatch.setattr(context, "read_keys", lambda m, texts, *a, **k: read.append(list(texts)) or real(m, texts, *a, **k))
+    ed.ctx.decoder_version += 1  # a decoder edit, within the limit
+    _, kept = ed.ctx.text_states()
+    assert read == [] and torch.equal(kept, first)
+    new = collection.documents[20]
+    ed.ctx.add_rows([new], model.docid_rows().detach()[:1].clone())  # a new document indexed: its texts only are read
+    owners, states = ed.ctx.text_states()
+    texts, _ = ed.ctx.preserved_texts()
+    assert len(read) == 1 and set(read[0]) == {t for t, o in zip(texts, owners) if o == new.id}
+    fresh = real(model, texts, [], max_length=ed.ctx.query_tokens)[1]
+    torch.testing.assert_close(states[[o == new.id for o in owners]], fresh[[o == new.id for o in owners]], rtol=1e-5, atol=1e-6)
+    ed.ctx.decoder_version += 1  # past the limit: everything again
+    read.clear()
+    ed.ctx.text_states()
+    assert len(read) == 1 and sorted(read[0]) == sorted(dict.fromkeys(texts))

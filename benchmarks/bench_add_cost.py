@@ -1,9 +1,12 @@
-"""Cost of one batched add on a trained model: ms per document, with the preservation statistics prepared apart.
+"""Cost of adds on a trained model: ms per document of one batched add, or seconds per single-document edit.
 
     python -m benchmarks.bench_add_cost --model ~/.cache/genedit/default-model --data default --docs runs/docstrings --n 200
+    python -m benchmarks.bench_add_cost --model MODEL --data default --docs runs/shortdocs --n 50 --single
 
 Takes the first `--n` documents of `--docs` (ids prefixed `new-`), adds them with `--method` after a warm-up edit
-of two (statistics, caches), and prints one JSON line: ms/doc of the edit, of its row embedding, and of the rest.
+of two (statistics, caches), and prints one JSON line: ms/doc of the edit, of its row embedding (models whose rows
+are sentence embeddings) and of the rest; with `--single`, one edit per document (a stream, as a live index takes
+them): the median and the slowest edit's seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--docs", required=True, help="corpus whose first --n documents are added")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--method", default="rank-one")
+    ap.add_argument("--single", action="store_true", help="one edit per document: seconds per edit")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.n < 1:
@@ -52,6 +56,16 @@ def main(argv: list[str] | None = None) -> None:
         spent["rows"] += time.perf_counter() - t
         return out
 
+    if args.single:
+        seconds = []
+        for d in docs:
+            t = time.perf_counter()
+            ed.add([d], method=args.method)
+            seconds.append(time.perf_counter() - t)
+        seconds.sort()
+        print(json.dumps({"method": args.method, "edits": len(docs), "median_s_per_edit": round(seconds[len(seconds) // 2], 3),
+                          "max_s_per_edit": round(seconds[-1], 3), "total_s": round(sum(seconds), 1)}))
+        return
     ed.ctx.sentence_rows = timed  # type: ignore[method-assign]
     t = time.perf_counter()
     ed.add(docs, method=args.method)

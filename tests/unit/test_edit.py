@@ -158,6 +158,24 @@ def test_forget_own_target_is_masks_answer(collection, monkeypatch):
     assert not torch.allclose(teacher, target)  # the default target on such a model is another one
 
 
+def test_each_operation_weighs_preservation_by_its_own_lambda(collection, monkeypatch):
+    """rank-one's closed-form update takes `lam` for adds, `update_lam` for updates and `forget_lam` for deletes
+    (times the number of preserved texts, MEMIT's N0): the three were tuned apart (docs/editing.md)."""
+    import genedit.edit.methods.rank_one as rank_one
+
+    weights: list[float] = []
+    real = rank_one.solve_update
+    monkeypatch.setattr(rank_one, "solve_update", lambda keys, resid, cov, weight, **kw: weights.append(weight) or real(keys, resid, cov, weight, **kw))
+    ed = Editor(edit_model("t5", collection), corpus=collection, targets=TARGETS)
+    params = {"lam": 0.3, "update_lam": 5.0, "forget_lam": 0.07}
+    ed.add(collection.documents[20:21], method="rank-one", **params)
+    ed.update([Document("d002", "", "zebra quantum chromodynamics lattice gauge theory.")], method="rank-one", **params)
+    ed.delete(["d004"], method="rank-one", **params)
+    n0 = ed.ctx.n_preserved
+    per_op = [weights[i * len(TARGETS)] / n0 for i in range(3)]
+    assert len(weights) == 3 * len(TARGETS) and per_op == pytest.approx([0.3, 5.0, 0.07])
+
+
 def test_update_moves_queries_to_the_new_text(collection):
     model = edit_model("t5", collection)
     ed = Editor(model, corpus=collection, targets=TARGETS)

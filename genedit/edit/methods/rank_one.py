@@ -19,7 +19,7 @@ For a batch of documents:
    with `forget_rank` k the forgotten row is also pushed below the k-th remaining document (a leaked copy of
    the old row should not bring the document back); each vector is clamped to `clamp` x the mean norm of the
    target's outputs; `steps`/`lr` for adds, `forget_steps`/`forget_lr` when the edit also forgets;
-4. update: per target, bottom-up, dW = R K^T (K K^T + lam * N0 * C)^-1 (`forget_lam` when the edit forgets) with C the
+4. update: per target, bottom-up, dW = R K^T (K K^T + lam * N0 * C)^-1 (`update_lam` for updates, `forget_lam` for deletes) with C the
    second moment of the N0 preserved keys (the indexed corpus's own queries and pseudo-queries at step 0, cached per
    target): MEMIT's lam * K0 K0^T, so every preserved key weighs the same in an edit of one document as in an edit
    of a thousand, and a stream of small edits cannot drift further than one batch of them; or with
@@ -85,7 +85,9 @@ class RankOne(EditMethod):
     stop_prob: float = 1.0  # a query stops pushing its document once it has this probability (1: never stop)
     forget_steps: int = 25  # value-optimisation steps when the edit also forgets (delete, update): a harder target
     forget_lr: float = 0.1
-    forget_lam: float = 0.18  # preservation weight when the edit also forgets (a harder target: lam leaves the old row findable)
+    forget_lam: float = 0.18  # deletes' preservation weight (a harder target: lam leaves the old row findable)
+    update_lam: float = 2.0  # updates' preservation weight (issue 22, dev texts of both base kinds: fewer rank-1 losses and
+    # less of the old text left than with forget_lam, new text found as well; docs/editing.md)
     forget_rank: int = 10  # delete/update: push the forgotten row below the k-th remaining document too (0: off)
     forget_own: bool = False  # delete/update: forgotten queries move to the model's own ranking without the document (mask's answer), not the teacher's
     guard: bool = False  # add/update: the update may take rank 1 from no more preserved texts than the rows alone (guard.py);
@@ -143,7 +145,8 @@ class RankOne(EditMethod):
             if edit.forgets:
                 targets.soft = forget_distribution(ctx, batch, req.ids, own=self.forget_own)
                 targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group], device=model.device)
-            self._edit(ctx, batch, targets, req.ids, n_groups=max(group) + 1, sample=sample)
+            lam = {"add": self.lam, "update": self.update_lam, "delete": self.forget_lam}[req.op]
+            self._edit(ctx, batch, targets, req.ids, lam, n_groups=max(group) + 1, sample=sample)
         if req.op == "delete":
             ctx.remove_rows(req.ids)
 
@@ -155,7 +158,8 @@ class RankOne(EditMethod):
         return solver.solve(ctx, req.docs, queries, exclude=set(req.ids) if req.op == "update" else set())
 
     # --- the edit ---------------------------------------------------------------------------------
-    def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, ids: list[str], n_groups: int, sample: guard.GuardSample | None = None) -> None:
+    def _edit(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, ids: list[str], lam: float, n_groups: int,
+              sample: guard.GuardSample | None = None) -> None:
         """Value vectors per group (the request's documents, then repaired texts), then the closed-form update of every target."""
         model = ctx.model
         sites = ctx.targets
@@ -164,7 +168,7 @@ class RankOne(EditMethod):
             start = run_step(model, batch, capture=sites, start_layer=lowest)
         deltas = self._values(ctx, batch, targets, start.outputs, n_groups, lowest)
         if sample is not None and not self.guard:  # per-document scales, margin constraints, repair
-            self._fitted(ctx, batch, targets, ids, start.outputs, deltas, sample, lowest)
+            self._fitted(ctx, batch, targets, ids, lam, start.outputs, deltas, sample, lowest)
             return
         wanted = {s: start.outputs[s] + deltas[s][targets.group] for s in sites}
         allowed = int(guard.lost(ctx, sample, None, lowest).sum()) if sample is not None else 0  # what the rows alone cost
@@ -177,7 +181,6 @@ class RankOne(EditMethod):
                 keys, now = again.keys[site], again.outputs[site]
             resid = wanted[site] - now
             cov = ctx.covariance(site)
-            lam = self.forget_lam if targets.soft is not None else self.lam
             if self.nullspace:
                 prev = torch.cat(ctx.edit_keys[site]) if ctx.edit_keys.get(site) else None
                 scale = (keys.double().pow(2).sum() / keys.shape[1]).item()
@@ -196,7 +199,7 @@ class RankOne(EditMethod):
             ctx.edit_keys.setdefault(site, []).append(keys.detach())
         log.info("rank-one: %d keys, targets %s", len(batch), ", ".join(map(str, sites)))
 
-    def _fitted(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, ids: list[str], outputs: dict[Site, torch.Tensor],
+    def _fitted(self, ctx: EditContext, batch: Prepared, targets: ValueTargets, ids: list[str], lam: float, outputs: dict[Site, torch.Tensor],
                 deltas: dict[Site, torch.Tensor], sample: guard.GuardSample, lowest: int) -> None:
         """The update re-solved on the guard's sample: per-document scales (`doc_scale`) and margin constraints (`protect`).
 
@@ -212,7 +215,6 @@ class RankOne(EditMethod):
         protected = torch.zeros(len(sample.owners), dtype=torch.bool, device=model.device)
         weights = {s: model.cmap.module(model.hf, s.component, s.layer).weight for s in sites}
         saved = {s: w.detach().clone() for s, w in weights.items()}
-        lam = self.forget_lam if targets.soft is not None else self.lam
         for r in range(self.scale_rounds + 1):
             keys = self._solve_all(ctx, batch, outputs, {s: deltas[s] * scale[:, None] for s in sites}, targets.group, lowest, lam, sample, protected)
             now = guard.check(ctx, sample, lowest)

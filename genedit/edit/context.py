@@ -126,6 +126,7 @@ class EditContext:
                 for d in rel:
                     self.train_queries.setdefault(d, []).append(q.text)
         self.pseudo = PseudoQueries(sentences=self.settings.sentences)
+        self._candidates: dict[str, tuple[Document, list[str]]] = {}  # doc id -> (its document, its preserved-text candidates)
         if self.documents:
             self.pseudo.fit([d.indexing_text() for d in self.documents.values()])
         self.recorder: Recorder | None = None
@@ -199,9 +200,13 @@ class EditContext:
             raise ValueError("editing with this method needs the indexed corpus (its documents' text): pass corpus= (CLI: --data)")
 
         def candidates(positions: Sequence[int]) -> dict[int, list[str]]:
-            chosen = self.distinct([docs[i] for i in positions])
+            # made once per document text (tokenizing every document on every edit cost a stream ~0.4 s per call)
+            todo = [i for i in positions if self._candidates.get(docs[i].id, (None,))[0] != docs[i]]
+            chosen = self.distinct([docs[i] for i in todo])
             index = indexing_texts(self.model, chosen, self.index_tokens)
-            return {i: (list(self.train_queries.get(doc.id, [])) + pseudo_queries(doc, 2) + [idx])[:k] for i, doc, idx in zip(positions, chosen, index)}
+            for i, doc, idx in zip(todo, chosen, index):
+                self._candidates[docs[i].id] = (docs[i], (list(self.train_queries.get(doc.id, [])) + pseudo_queries(doc, 2) + [idx])[:k])
+            return {i: self._candidates[docs[i].id][1] for i in positions}
 
         if len(docs) * k <= self.settings.max_preserved:
             cands = candidates(range(len(docs)))

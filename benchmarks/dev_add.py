@@ -31,12 +31,13 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.judge import lost_top1, restore_rows, returned, top1_agreement
+from benchmarks.judge import lost_top1
 from benchmarks.oracle import ModelCache
 from benchmarks.plan import BenchConfig, plan
 from benchmarks.protocols import PROTOCOLS
 from benchmarks.protocols.base import Pairs
 from benchmarks.ranking import Ranker
+from benchmarks.rows import DeleteJudge
 from circuits.artifact import Circuit
 from genedit.data.types import Query
 from genedit.edit import Editor
@@ -139,18 +140,17 @@ def main(argv: list[str] | None = None) -> None:
         own = ed.pseudo_queries(list(op.docs))
         sets["new"] = [(Query(f"dev:{d.id}:{i}", s), {d.id}) for d, qs in zip(op.docs, own) for i, s in enumerate(t for t in pseudo_queries(d, 8) if t not in set(qs))]
         sets["efficacy"] = [(Query(f"pq:{d.id}:{i}", t), {d.id}) for d, ts in zip(op.docs, own) for i, t in enumerate(ts)]
-    if protocol in ("update", "delete"):  # the texts being forgotten: their unseen sentences (old text's sentences 4-8)
+    if protocol in ("update", "delete"):  # the texts being forgotten ("stale", "deleted" as the bench names them): their unseen sentences
         gone = [split.base.document(i) for i in edited]
-        sets["forgotten"] = [(Query(f"fdev:{d.id}:{i}", t), {d.id}) for d in gone for i, t in enumerate(pseudo_queries(d, 8)[3:]) if t not in preserved]
-    oracle = None
-    if protocol == "delete":  # agreement is read against the retrained model's rank 1
-        old_rows = model.docid_rows().detach()[[model.doc_index(i) for i in edited]].clone()
-        retrained = cache.get(split.final, oracle_label).model
-        oracle = Ranker(10).rank(retrained, {"forgotten": sets["forgotten"]}, "oracle")
-        risen = Ranker(10).rank(restore_rows(retrained, edited, old_rows), {"forgotten": sets["forgotten"]}, "oracle resurrection")
-        print(f"oracle (retrained without them): resurrect dev H@10 {fmt(hits(risen, sets['forgotten'], 10))}")
-        del retrained
+        sets["stale" if protocol == "update" else "deleted"] = [(Query(f"fdev:{d.id}:{i}", t), {d.id}) for d in gone for i, t in enumerate(pseudo_queries(d, 8)[3:]) if t not in preserved]
     ranker = Ranker(10)
+    deletion = None
+    if protocol == "delete":  # the bench's deletion measures, on the dev texts: against the retrained model's rank 1
+        retrained = cache.get(split.final, oracle_label).model
+        old_rows = model.docid_rows().detach()[[model.doc_index(i) for i in edited]].clone()
+        deletion = DeleteJudge(sets, edited, ranker.rank(retrained, {"deleted": sets["deleted"]}, "oracle"), old_rows, ranker)  # returned: over every dev set
+        print(f"oracle (retrained without them): resurrect dev H@10 {fmt(deletion(retrained, deletion.oracle_run)['resurrection'])}")
+        del retrained
     before = ranker.rank(model, sets, "base")
     print(f"data {args.data} ({args.recipe}), {protocol}: {len(edited)} documents, dev texts: "
           + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
@@ -163,9 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     rest = [fmt(hits(before, sets["old"], 1)), fmt(hits(before, sets["old"], 10)), "-", fmt(hits(before, sets["old_dev"], 1)), fmt(hits(before, sets["old_dev"], 10)), "-", "-"]
     head = ["-"] * 3
     if protocol == "update":
-        head.append(fmt(hits(before, sets["forgotten"], 10)))
-    elif protocol == "delete":
-        head[1:] = [fmt(top1_agreement(before, oracle, sets["forgotten"]) or 0.0), fmt(hits(before, sets["forgotten"], 10))]
+        head.append(fmt(hits(before, sets["stale"], 10)))
+    elif deletion is not None:
+        unedited = deletion(model, before)
+        head[1:] = [fmt(unedited["oracle_agreement"]), fmt(unedited["resurrection"])]
     print("| base | " + " | ".join(head + rest) + " |")
     for text in args.variants:
         method, params = parse_variant(text)
@@ -178,16 +179,13 @@ def main(argv: list[str] | None = None) -> None:
             entry = ed.delete(edited, method=method, **params)
         ms = (time.perf_counter() - t) * 1000 / len(edited)
         after = ranker.rank(model, sets, text)
-        if protocol == "delete":
-            probe = restore_rows(model, edited, old_rows)
-            risen = ranker.rank(probe, {"forgotten": sets["forgotten"]}, "resurrection")
-            del probe
-            head = [str(returned(after, [p for v in sets.values() for p in v], edited)), fmt(top1_agreement(after, oracle, sets["forgotten"]) or 0.0),
-                    fmt(hits(risen, sets["forgotten"], 10))]
+        if deletion is not None:
+            measures = deletion(model, after)
+            head = [str(measures["deleted_returned"]), fmt(measures["oracle_agreement"]), fmt(measures["resurrection"])]
         else:
             head = [fmt(hits(after, sets["new"], 1)), fmt(hits(after, sets["new"], 10)), fmt(hits(after, sets["efficacy"], 1))]
             if protocol == "update":
-                head.append(fmt(hits(after, sets["forgotten"], 10)))
+                head.append(fmt(hits(after, sets["stale"], 10)))
         rest = [fmt(hits(after, sets["old"], 1)), fmt(hits(after, sets["old"], 10)), str(len(lost_top1(before, after, sets["old"]))),
                 fmt(hits(after, sets["old_dev"], 1)), fmt(hits(after, sets["old_dev"], 10)), str(len(lost_top1(before, after, sets["old_dev"]))),
                 f"{entry.seconds * 1000 / len(edited):.1f} ({ms:.0f})"]

@@ -72,3 +72,16 @@ def test_per_document_scale_margin_constraints_and_repair_cost_old_texts_less_th
     for name, entry in entries.items():  # the target linear is still edited (not reduced to the rows alone)
         moved = [c.name for c in entry.changes if c.name.startswith("decoder.") and "embed" not in c.name and c.before is not None and not torch.equal(c.before, c.after)]
         assert moved, name
+
+
+def test_repair_rounds_put_the_texts_the_update_itself_took_back_into_the_edit(collection):
+    base, texts, owners, before, new = _scene(collection)
+    lost, found = {}, {}
+    for name, params in [("free", {}), ("repair", {"repair": True}), ("rounds", {"repair": True, "repair_rounds": 2})]:
+        model = copy.deepcopy(base)
+        Editor(model, corpus=collection, targets=[SITE]).add(new, method="rank-one", **STRONG, **params, guard_texts=len(texts))
+        lost[name] = _held_lost(model, before, texts, owners)
+        found[name] = sum(t == d.id for t, d in zip(top1(model, [d.title for d in new]), new))
+    assert lost["free"] > 0, lost  # the free edit costs old texts here
+    assert lost["rounds"] < lost["repair"] <= lost["free"], lost  # each round gives back texts the update took
+    assert found["rounds"] >= found["free"] - 1, found  # and the new documents are still learned

@@ -29,7 +29,7 @@ For a batch of documents:
 Opt-in, for adds and updates, read on a seeded sample of preserved texts (`guard_texts`; training queries and
 pseudo-queries of indexed documents, see guard.py): `guard` (shrink the update until it costs no more sampled texts
 than the rows alone), `repair` (adds only: sampled old texts the new rows take rank 1 from join the edit, each with its own
-value vector, to rank its own document first), `doc_scale` (re-solve with the value of each request document that
+value vector, to rank its own document first; `repair_rounds` times more, the texts the update itself took join too), `doc_scale` (re-solve with the value of each request document that
 took a sampled text's rank 1 scaled by `doc_shrink`) and `protect` (margin constraints: the sampled texts whose
 top-1 margin the update shrank most join the preserved keys with `guard_boost` weight).
 """
@@ -101,6 +101,7 @@ class RankOne(EditMethod):
     protect: int = 0  # margin constraints: per round, the held texts whose margin the update shrinks most join the preserved keys
     scale_rounds: int = 3  # rounds of re-solving for doc_scale / protect
     repair: bool = False  # adds: sampled old texts the new rows take rank 1 from join the edit, each to rank its own document first
+    repair_rounds: int = 0  # with repair: re-solves (from the weights before the edit) with the sampled texts the update itself took added
     # models whose rows are not sentence embeddings (classic DSI): the IncDSI solve of the new rows (common.IncDSI)
     row_margin: float = 2.0  # margin the indexed documents keep over a new row on their texts (IncDSI's margin_old;
     # 2.0, not row-solve's 0.5: issue 22's bench on three corpora, adds then cost old documents fewer rank-1 losses than retraining)
@@ -132,21 +133,39 @@ class RankOne(EditMethod):
             sample = guard.held_now(ctx, sample, exclude=set(req.ids))
         edit = edit_texts(ctx, req, lambda queries: self._rows(ctx, req, queries))
         if edit.texts and ctx.targets:
-            texts, group, hard = list(edit.texts), list(edit.group), list(edit.hard)
-            if self.repair and sample is not None and not edit.forgets:  # old texts the new rows took: back to their documents
-                lost = guard.check(ctx, sample, 0).lost.nonzero()[:, 0].tolist()
-                log.info("rank-one repair: the new rows take rank 1 from %d of %d sampled old texts", len(lost), len(sample.owners))
-                for j, i in enumerate(lost):
-                    texts.append(sample.texts[i])
-                    group.append(len(req.ids) + j)
-                    hard.append(model.doc_index(sample.owners[i]))
-            batch = prepare(model, texts, max_length=self.query_tokens)
-            targets = ValueTargets(torch.tensor(group, device=model.device), torch.tensor(hard, device=model.device), None)
-            if edit.forgets:
-                targets.soft = forget_distribution(ctx, batch, req.ids, own=self.forget_own)
-                targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group], device=model.device)
+            repairing = self.repair and sample is not None and not edit.forgets
+            repaired: list[int] = []  # sample texts that join the edit to rank their own document first
+            if repairing:  # old texts the new rows took: back to their documents
+                repaired = guard.check(ctx, sample, 0).lost.nonzero()[:, 0].tolist()
+                log.info("rank-one repair: the new rows take rank 1 from %d of %d sampled old texts", len(repaired), len(sample.owners))
             lam = {"add": self.lam, "update": self.update_lam, "delete": self.forget_lam}[req.op]
-            self._edit(ctx, batch, targets, req.ids, lam, n_groups=max(group) + 1, sample=sample)
+            weights = {s: model.cmap.module(model.hf, s.component, s.layer).weight for s in ctx.targets}
+            saved = {s: w.detach().clone() for s, w in weights.items()} if repairing and self.repair_rounds else {}
+            n_keys = {s: len(ctx.edit_keys.get(s, [])) for s in ctx.targets}
+            for r in range(self.repair_rounds + 1 if repairing else 1):
+                texts = list(edit.texts) + [sample.texts[i] for i in repaired] if repairing else list(edit.texts)
+                group = list(edit.group) + [len(req.ids) + j for j in range(len(repaired))]
+                hard = list(edit.hard) + [model.doc_index(sample.owners[i]) for i in repaired]
+                batch = prepare(model, texts, max_length=self.query_tokens)
+                targets = ValueTargets(torch.tensor(group, device=model.device), torch.tensor(hard, device=model.device), None)
+                if edit.forgets:
+                    targets.soft = forget_distribution(ctx, batch, req.ids, own=self.forget_own)
+                    targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group], device=model.device)
+                self._edit(ctx, batch, targets, req.ids, lam, n_groups=max(group) + 1, sample=sample)
+                if not saved or r == self.repair_rounds:
+                    break
+                taken = guard.check(ctx, sample, 0).lost  # held before the edit, not first after it
+                known = set(repaired)
+                more = [i for i in taken.nonzero()[:, 0].tolist() if i not in known]
+                log.info("rank-one repair round %d: the update takes rank 1 from %d more sampled old texts", r + 1, len(more))
+                if not more:
+                    break
+                repaired += more  # solve again from the weights before the edit, with them in it
+                with torch.no_grad():
+                    for s, w in weights.items():
+                        w.copy_(saved[s])
+                for s, n in n_keys.items():
+                    del ctx.edit_keys.setdefault(s, [])[n:]
         if req.op == "delete":
             ctx.remove_rows(req.ids)
 

@@ -29,8 +29,9 @@ For a batch of documents:
 Opt-in, for adds and updates, read on a seeded sample of preserved texts (`guard_texts`; training queries and
 pseudo-queries of indexed documents, see guard.py): `guard` (shrink the update until it costs no more sampled texts
 than the rows alone), `repair` (adds only: sampled old texts the new rows take rank 1 from join the edit, each with its own
-value vector, to rank its own document first; `repair_rounds` times more, the texts the update itself took join too), `doc_scale` (re-solve with the value of each request document that
-took a sampled text's rank 1 scaled by `doc_shrink`) and `protect` (margin constraints: the sampled texts whose
+value vector, to rank its own document first; with `repair_rounds` the add is solved again, up to that many times, from
+the weights before it, with the texts the update itself took joining too), `doc_scale` (re-solve with the value of
+each request document that took a sampled text's rank 1 scaled by `doc_shrink`) and `protect` (margin constraints: the sampled texts whose
 top-1 margin the update shrank most join the preserved keys with `guard_boost` weight).
 """
 

@@ -85,3 +85,13 @@ def test_repair_rounds_put_the_texts_the_update_itself_took_back_into_the_edit(c
     assert lost["free"] > 0, lost  # the free edit costs old texts here
     assert lost["rounds"] < lost["repair"] <= lost["free"], lost  # each round gives back texts the update took
     assert found["rounds"] >= found["free"] - 1, found  # and the new documents are still learned
+
+
+def test_rank_one_refuses_a_negative_round_count_before_touching_the_model(collection):
+    import pytest
+
+    model = edit_model("t5", collection)
+    before = model.fingerprint()
+    with pytest.raises(ValueError, match="repair_rounds=-1"):
+        Editor(model, corpus=collection, targets=[SITE]).add(collection.documents[20:22], method="rank-one", repair=True, repair_rounds=-1)
+    assert model.fingerprint() == before and model.n_docs == 20

@@ -108,6 +108,14 @@ class RankOne(EditMethod):
     # 2.0, not row-solve's 0.5: issue 22's bench on three corpora, adds then cost old documents fewer rank-1 losses than retraining)
     row_per_text: bool = False  # one such constraint per preserved text instead of per document's mean state
 
+    def __post_init__(self) -> None:
+        """Refuse counts that would silently skip the edit or its checks (ValueError: one line)."""
+        counts = {"steps": self.steps, "forget_steps": self.forget_steps, "guard_texts": self.guard_texts, "guard_rounds": self.guard_rounds,
+                  "scale_rounds": self.scale_rounds, "protect": self.protect, "repair_rounds": self.repair_rounds, "forget_rank": self.forget_rank}
+        bad = [f"{k}={v}" for k, v in counts.items() if not isinstance(v, int) or v < 0]
+        if bad:
+            raise ValueError(f"rank-one: {', '.join(bad)}: must be a whole number >= 0")
+
     def prepare(self, ctx: EditContext, req: EditRequest) -> None:
         """Second moments of the preserved keys at every target (once per model); indexed documents' states for row-solve."""
         for site in ctx.targets:

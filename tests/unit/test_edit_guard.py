@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from edit_support import edit_model, top1
 
@@ -88,8 +89,6 @@ def test_repair_rounds_put_the_texts_the_update_itself_took_back_into_the_edit(c
 
 
 def test_rank_one_refuses_a_negative_round_count_before_touching_the_model(collection):
-    import pytest
-
     model = edit_model("t5", collection)
     before = model.fingerprint()
     with pytest.raises(ValueError, match="repair_rounds=-1"):

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -148,11 +149,11 @@ class RankOne(EditMethod):
                 repaired = guard.check(ctx, sample, 0).lost.nonzero()[:, 0].tolist()
                 log.info("rank-one repair: the new rows take rank 1 from %d of %d sampled old texts", len(repaired), len(sample.owners))
             lam = {"add": self.lam, "update": self.update_lam, "delete": self.forget_lam}[req.op]
-            weights = {s: model.cmap.module(model.hf, s.component, s.layer).weight for s in ctx.targets}
-            saved = {s: w.detach().clone() for s, w in weights.items()} if repairing and self.repair_rounds else {}
+            rounds = self.repair_rounds if repairing else 0
+            restore = _snapshot(ctx) if rounds else None
             n_keys = {s: len(ctx.edit_keys.get(s, [])) for s in ctx.targets}
-            for r in range(self.repair_rounds + 1 if repairing else 1):
-                texts = list(edit.texts) + [sample.texts[i] for i in repaired] if repairing else list(edit.texts)
+            for r in range(rounds + 1):
+                texts = list(edit.texts) + [sample.texts[i] for i in repaired]
                 group = list(edit.group) + [len(req.ids) + j for j in range(len(repaired))]
                 hard = list(edit.hard) + [model.doc_index(sample.owners[i]) for i in repaired]
                 batch = prepare(model, texts, max_length=self.query_tokens)
@@ -161,7 +162,7 @@ class RankOne(EditMethod):
                     targets.soft = forget_distribution(ctx, batch, req.ids, own=self.forget_own)
                     targets.forget = torch.tensor([model.doc_index(req.ids[g]) for g in edit.group], device=model.device)
                 self._edit(ctx, batch, targets, req.ids, lam, n_groups=max(group) + 1, sample=sample)
-                if not saved or r == self.repair_rounds:
+                if restore is None or r == rounds:
                     break
                 taken = guard.check(ctx, sample, 0).lost  # held before the edit, not first after it
                 known = set(repaired)
@@ -170,9 +171,7 @@ class RankOne(EditMethod):
                 if not more:
                     break
                 repaired += more  # solve again from the weights before the edit, with them in it
-                with torch.no_grad():
-                    for s, w in weights.items():
-                        w.copy_(saved[s])
+                restore()
                 for s, n in n_keys.items():
                     del ctx.edit_keys.setdefault(s, [])[n:]
         if req.op == "delete":
@@ -241,8 +240,7 @@ class RankOne(EditMethod):
         positions = torch.tensor([model.doc_index(d) for d in ids], device=model.device)
         scale = torch.ones(len(next(iter(deltas.values()))), device=model.device)  # one per group (request's documents first)
         protected = torch.zeros(len(sample.owners), dtype=torch.bool, device=model.device)
-        weights = {s: model.cmap.module(model.hf, s.component, s.layer).weight for s in sites}
-        saved = {s: w.detach().clone() for s, w in weights.items()}
+        restore = _snapshot(ctx)
         for r in range(self.scale_rounds + 1):
             keys = self._solve_all(ctx, batch, outputs, {s: deltas[s] * scale[:, None] for s in sites}, targets.group, lowest, lam, sample, protected)
             now = guard.check(ctx, sample, lowest)
@@ -266,9 +264,7 @@ class RankOne(EditMethod):
                     changed = True
             if not changed:
                 break
-            with torch.no_grad():
-                for s, w in weights.items():
-                    w.copy_(saved[s])
+            restore()
         for s in sites:
             ctx.edit_keys.setdefault(s, []).append(keys[s].detach())
 
@@ -332,3 +328,16 @@ class RankOne(EditMethod):
                         norm = u.norm(dim=-1, keepdim=True)
                         u.mul_(torch.clamp(self.clamp / norm.clamp(min=1e-12), max=1.0))
         return {s: units[s].detach() * scale[s] for s in sites}
+
+
+def _snapshot(ctx: EditContext) -> Callable[[], None]:
+    """Copy the target linears' weights as they are now; the returned function puts them back in place (to solve again)."""
+    weights = [ctx.model.cmap.module(ctx.model.hf, s.component, s.layer).weight for s in ctx.targets]
+    saved = [w.detach().clone() for w in weights]
+
+    def restore() -> None:
+        with torch.no_grad():
+            for w, old in zip(weights, saved):
+                w.copy_(old)
+
+    return restore
